@@ -1,1 +1,29 @@
+"""Datasets for interatomic potentials: rMD17, user files read by ASE, splits and training statistics.
 
+Every loader returns a list of ``torch_geometric.data.Data`` frames with ``z`` ``[N]`` (int64 atomic
+numbers), ``pos`` ``[N, 3]`` (float64, Å), ``energy`` ``[1]`` (float64, meV) and ``forces`` ``[N, 3]``
+(float64, meV/Å). Statistics that a model needs (per-element reference energies, force RMS) are computed
+here and passed to the model's constructor.
+"""
+
+from ._ase_files import load_ase_file
+from ._bundled_data import bundled_data_dir
+from ._rmd17 import RMD17_MOLECULES, RMD17_URL, download_rmd17, load_rmd17
+from ._statistics import fit_atomic_reference_energies, force_rms
+from ._train_val_split import train_val_split
+from ._units import ENERGY_UNITS_TO_MEV, EV_TO_MEV, KCAL_PER_MOL_TO_MEV
+
+__all__ = [
+    "ENERGY_UNITS_TO_MEV",
+    "EV_TO_MEV",
+    "KCAL_PER_MOL_TO_MEV",
+    "RMD17_MOLECULES",
+    "RMD17_URL",
+    "bundled_data_dir",
+    "download_rmd17",
+    "fit_atomic_reference_energies",
+    "force_rms",
+    "load_ase_file",
+    "load_rmd17",
+    "train_val_split",
+]
