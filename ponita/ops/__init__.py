@@ -9,6 +9,9 @@ from ponita.ops._spatial_conv import (
     spatial_conv_reference,
     use_backend,
 )
+from ponita.ops._spatial_conv_cpu import spatial_conv_cpu
+
+register_backend("cpu", spatial_conv_cpu)
 
 __all__ = [
     "ReceiverCSR",
@@ -18,6 +21,7 @@ __all__ = [
     "scatter_mean",
     "scatter_sum",
     "spatial_conv",
+    "spatial_conv_cpu",
     "spatial_conv_reference",
     "use_backend",
 ]
