@@ -19,8 +19,7 @@ demo: venv
 
 test: $(BIN)/python
 	$(BIN)/pip install -e ".[test]"
-	$(BIN)/python -m pytest -m "not slow" tests
-	$(BIN)/python -m pytest --doctest-modules ponita -q
+	$(BIN)/python -m pytest -m "not slow" --doctest-modules ponita datasets models train tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info
