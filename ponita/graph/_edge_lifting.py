@@ -86,7 +86,7 @@ def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor) -> LiftedPoin
     """
     check_pos(pos)
     num_nodes = pos.shape[0]
-    check_edge_index(edge_index, num_nodes)
+    check_edge_index(edge_index, num_nodes, pos.device)
     edge_index = edge_index.long()  # [2, E]
     non_loop = (edge_index[0] != edge_index[1]).nonzero().flatten()  # [M], positions in the input
     src, dst = edge_index[0, non_loop], edge_index[1, non_loop]  # [M], [M]

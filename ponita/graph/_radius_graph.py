@@ -167,7 +167,9 @@ def _cell_list(pos: Tensor, radius: float, batch: Tensor) -> tuple[Tensor, Tenso
     extents_t = torch.tensor(extents, device=pos.device)  # [n]
 
     offsets = torch.cartesian_prod(*[torch.tensor([-1, 0, 1], device=pos.device)] * dim)  # [3^n, n]
-    neighbour_cells = torch.full((num_cells, offsets.shape[0]), -1, dtype=torch.long, device=pos.device)  # [U, 3^n]
+    neighbour_cells = torch.full(
+        (num_cells, offsets.shape[0]), -1, dtype=torch.long, device=pos.device
+    )  # [U, 3^n]
     for o, offset in enumerate(offsets):
         moved = cell_coords + offset  # [U, n]
         inside = ((moved >= 0) & (moved < extents_t)).all(-1)  # [U]
