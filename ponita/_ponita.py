@@ -125,8 +125,8 @@ class Ponita(nn.Module):
         hidden_dim = config.hidden_dim
         basis_dim = config.basis_dim or hidden_dim
         self.num_ori = (config.num_ori or DEFAULT_NUM_ORI) if self.space.is_fibre_bundle else 1
-        grid = self.space.grid(self.num_ori)
-        self.register_buffer("grid", grid.to(torch.get_default_dtype()) if grid is not None else None)
+        # float64 whatever the default dtype, so .double() gives the exact grid; cast in forward
+        self.register_buffer("grid", self.space.grid(self.num_ori))  # [O, n] or [O, n, n], or None
         self.register_buffer("calibrated", torch.tensor(False))
 
         num_invariants = self.space.num_invariants + config.kernel_condition_dim
@@ -217,10 +217,11 @@ class Ponita(nn.Module):
         num_nodes = pos.shape[0]
         edge_index = self._edges(data, pos, batch)  # [2, E]
 
-        points = self.space.points(pos, x, vec, edge_index, self.grid)
+        grid = self.grid.to(pos.dtype) if self.grid is not None else None
+        points = self.space.points(pos, x, vec, edge_index, grid)
         graph, perm = receiver_csr(points.edge_index, points.pos.shape[0])
         edge_index = points.edge_index[:, perm]  # [2, E], receiver-sorted
-        spatial, fibre = self.space.invariants(points, edge_index, self.grid)  # [E, (O, (O,)) K], [O, O, K_f]
+        spatial, fibre = self.space.invariants(points, edge_index, grid)  # [E, (O, (O,)) K], [O, O, K_f]
         if condition is not None:
             sender_condition = condition[edge_index[0]] if points.node_index is None else (
                 condition[points.node_index[edge_index[0]]]
@@ -242,7 +243,7 @@ class Ponita(nn.Module):
             if self.config.multiple_readouts or index == len(self.layers) - 1:
                 readouts.append(self.readouts[len(readouts)](h))  # [M, (O,) R]
         f = torch.stack(readouts).mean(dim=0)  # [M, (O,) R]
-        scalar, vector = self.space.readout(f, self.config.output_dim, points, num_nodes, self.grid)
+        scalar, vector = self.space.readout(f, self.config.output_dim, points, num_nodes, grid)
 
         if self.config.task_level == "graph":
             num_graphs = int(batch.max()) + 1

@@ -1,4 +1,12 @@
-"""Kernels: scatter reductions, the receiver-sorted graph format and the fused spatial convolution."""
+"""Kernels: scatter reductions, the receiver-sorted graph format and the fused spatial convolution.
+
+Backends of :func:`spatial_conv`: ``"reference"`` (plain torch), ``"cpu"`` (chunked, fused) and,
+when Triton is installed, ``"triton"`` (CUDA; its module is imported on first use).
+"""
+
+import importlib.util
+
+from torch import Tensor
 
 from ponita.ops._receiver_csr import ReceiverCSR, receiver_csr
 from ponita.ops._scatter import scatter_mean, scatter_sum
@@ -12,6 +20,17 @@ from ponita.ops._spatial_conv import (
 from ponita.ops._spatial_conv_cpu import spatial_conv_cpu
 
 register_backend("cpu", spatial_conv_cpu)
+
+
+def _spatial_conv_triton(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+    """The ``"triton"`` backend, importing Triton only when first called."""
+    from ponita.ops._spatial_conv_triton import spatial_conv_triton
+
+    return spatial_conv_triton(x, basis, weight, graph)
+
+
+if importlib.util.find_spec("triton") is not None:
+    register_backend("triton", _spatial_conv_triton)
 
 __all__ = [
     "ReceiverCSR",
