@@ -85,14 +85,18 @@ def invariants_r3s2_point_cloud(
         a = o_i \cdot r, \qquad b = \| r - a\, o_i \|, \qquad c = o_i \cdot o_j
 
     With ``complete=True`` two more attributes give :math:`o_j` in the receiver frame
-    :math:`(o_i, e_\perp, o_i \times e_\perp)`, :math:`e_\perp = (r - a o_i) / b`:
+    :math:`(o_i, e_\perp, o_i \times e_\perp)`, :math:`e_\perp = (r - a o_i) / b`, scaled by :math:`b`:
 
     .. math::
-        d = o_j \cdot e_\perp, \qquad f = o_j \cdot (o_i \times e_\perp)
+        d = b\, o_j \cdot e_\perp = o_j \cdot (r - a\, o_i), \qquad
+        f = b\, o_j \cdot (o_i \times e_\perp) = o_j \cdot (o_i \times r)
 
     The three attributes of PONITA do not determine the pair up to SE(3) (the sign and angle of
     :math:`o_j` around :math:`o_i` are lost); the five do wherever :math:`b > 0`
     (Bellaard, Smets, Duits 2025). Where :math:`b = 0` the frame is undefined and :math:`d = f = 0`.
+    The scaling by :math:`b` makes :math:`d, f` polynomials: without it, rounding errors in
+    :math:`r - a o_i` for :math:`r \parallel o_i` (every lifted edge meets this case) would be
+    amplified into arbitrary, non-equivariant directions :math:`e_\perp`.
 
     Args:
         pos: positions :math:`p`.
@@ -323,10 +327,9 @@ def _r3s2(rel: Tensor, ori_i: Tensor, ori_j: Tensor | None, complete: bool) -> T
     if ori_j is not None:
         attributes.append((ori_i * ori_j).sum(-1))  # c
         if complete:
-            e_perp = perpendicular / (b + NORM_EPS).unsqueeze(-1)  # [..., 3]
-            e_third = torch.linalg.cross(*torch.broadcast_tensors(ori_i, e_perp), dim=-1)  # [..., 3]
-            attributes.append((ori_j * e_perp).sum(-1))  # d
-            attributes.append((ori_j * e_third).sum(-1))  # f
+            o_i_cross_r = torch.linalg.cross(*torch.broadcast_tensors(ori_i, rel), dim=-1)  # [..., 3]
+            attributes.append((ori_j * perpendicular).sum(-1))  # d = b o_j·e_perp
+            attributes.append((ori_j * o_i_cross_r).sum(-1))  # f = b o_j·(o_i × e_perp)
     return torch.stack([t.expand(shape) for t in attributes], dim=-1)  # [..., K]
 
 
