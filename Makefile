@@ -19,7 +19,7 @@ demo: venv
 
 test: $(BIN)/python
 	$(BIN)/pip install -e ".[test]"
-	$(BIN)/python -m pytest -m "not slow" --doctest-modules ponita datasets models train tests
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -m "not slow" --doctest-modules ponita datasets models train tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info
