@@ -40,7 +40,6 @@ __all__ = [
     "scatter_mean",
     "scatter_sum",
     "spatial_conv",
-    "spatial_conv_cpu",
     "spatial_conv_reference",
     "use_backend",
 ]

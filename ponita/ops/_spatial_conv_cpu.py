@@ -31,13 +31,11 @@ def _edge_chunks(num_edges: int, elements_per_edge: int) -> list[tuple[int, int]
     return [(start, min(start + size, num_edges)) for start in range(0, num_edges, size)]
 
 
-def _edge_products(
-    g: Tensor, x: Tensor, graph: ReceiverCSR, start: int, stop: int, dtype: torch.dtype
-) -> Tensor:
-    """``g[dst(e)] ⊙ x[src(e)]`` for the edges ``start:stop``, in ``dtype``."""
-    g_i = g.index_select(0, graph.dst[start:stop]).to(_accumulation_dtype(dtype))  # [Ec, O, C]
+def _edge_products(g: Tensor, x: Tensor, graph: ReceiverCSR, start: int, stop: int) -> Tensor:
+    """``g[dst(e)] ⊙ x[src(e)]`` for the edges ``start:stop`` (multiplied in float32 for half types)."""
+    g_i = g.index_select(0, graph.dst[start:stop]).to(_accumulation_dtype(x.dtype))  # [Ec, O, C]
     x_j = x.index_select(0, graph.src[start:stop])  # [Ec, O, C]
-    return g_i.mul_(x_j).to(dtype)  # [Ec, O, C]
+    return g_i.mul_(x_j).to(x.dtype)  # [Ec, O, C]
 
 
 def _scatter_kernel_products(
@@ -74,7 +72,7 @@ def _basis_grad(g: Tensor, x: Tensor, weight: Tensor, graph: ReceiverCSR) -> Ten
     weight_t = weight.t().contiguous()  # [C, B]
     out = x.new_empty((graph.num_edges, num_ori, basis_dim))  # [E, O, B]
     for start, stop in _edge_chunks(graph.num_edges, num_ori * max(basis_dim, channels)):
-        products = _edge_products(g, x, graph, start, stop, x.dtype)  # [Ec, O, C]
+        products = _edge_products(g, x, graph, start, stop)  # [Ec, O, C]
         torch.matmul(products, weight_t, out=out[start:stop])  # [Ec, O, B]
     return out
 
@@ -84,7 +82,7 @@ def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Ten
     basis_dim = basis.shape[2]
     out = x.new_zeros((basis_dim, channels), dtype=_accumulation_dtype(x.dtype))  # [B, C]
     for start, stop in _edge_chunks(graph.num_edges, num_ori * max(basis_dim, channels)):
-        products = _edge_products(g, x, graph, start, stop, x.dtype)  # [Ec, O, C]
+        products = _edge_products(g, x, graph, start, stop)  # [Ec, O, C]
         basis_rows = basis[start:stop].reshape(-1, basis_dim)  # [Ec·O, B]
         partial = basis_rows.t() @ products.reshape(-1, channels)  # [B, C]
         out += partial

@@ -1,0 +1,325 @@
+r"""The ``"triton"`` backend of the spatial convolution: the four slot kernels as Triton kernels.
+
+The slot kernels of :mod:`ponita.ops._fused_spatial_conv` (so backward and double backward
+reuse them) are:
+
+- ``_csr_conv_kernel``: one program per (node, orientation, channel tile) walks the node's
+  incoming edges (receiver CSR, for ``conv``) or outgoing edges (sender CSR, for
+  ``conv_transpose``) in blocks; per block it forms the kernel :math:`\varphi W` with ``tl.dot``,
+  multiplies by the gathered neighbour features and sums in registers. Nothing per edge reaches
+  memory, and each output row is written once, so the sum is deterministic (no atomics).
+- ``_basis_grad_kernel``: per (edge block, orientation, basis tile),
+  :math:`(g_{\mathrm{dst}} \odot x_{\mathrm{src}})\, W^\top` with ``tl.dot`` over channel tiles.
+- ``_weight_grad_kernel``: per (basis tile, channel tile, row split), the split's part of
+  :math:`\sum_{e,o} \varphi^\top (g_{\mathrm{dst}} \odot x_{\mathrm{src}})`; the splits are
+  summed afterwards in a fixed order (deterministic split-K).
+
+Accumulation is in float32 (float64 for float64 inputs). float32 ``tl.dot`` uses TF32 only when
+``torch.backends.cuda.matmul.allow_tf32`` is set, as torch's own matmul does.
+
+The kernels need CUDA tensors; with ``TRITON_INTERPRET=1`` set before this module is first
+imported, Triton's interpreter runs them on CPU tensors (used by the tests).
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ponita.ops._fused_spatial_conv import FusedKernels, fused_spatial_conv
+from ponita.ops._receiver_csr import ReceiverCSR
+
+_BLOCK_EDGES = 32
+_BLOCK_BASIS = 32
+_BLOCK_CHANNELS = 32
+_BLOCK_ROWS = 64
+
+
+@triton.jit
+def _csr_conv_kernel(
+    features_ptr,  # [N, O, C], gathered at the neighbours
+    basis_ptr,  # [E, O, B]
+    weight_ptr,  # [B, C]
+    out_ptr,  # [N, O, C]
+    row_ptr_ptr,  # [N + 1], over the CSR positions
+    edge_ptr,  # [E], edge id at each CSR position
+    neighbour_ptr,  # [E], node whose features each CSR position gathers
+    num_ori,
+    channels,
+    basis_dim,
+    ACC_DTYPE: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    node = tl.program_id(0)
+    ori = tl.program_id(1)
+    offs_c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
+    mask_c = offs_c < channels
+    start = tl.load(row_ptr_ptr + node)
+    stop = tl.load(row_ptr_ptr + node + 1)
+    acc = tl.zeros([BLOCK_C], dtype=ACC_DTYPE)
+    for first in range(start, stop, BLOCK_E):
+        positions = first + tl.arange(0, BLOCK_E)  # [BE]
+        mask_e = positions < stop
+        edges = tl.load(edge_ptr + positions, mask=mask_e, other=0)  # [BE]
+        neighbours = tl.load(neighbour_ptr + positions, mask=mask_e, other=0)  # [BE]
+        kernel = tl.zeros([BLOCK_E, BLOCK_C], dtype=ACC_DTYPE)
+        for first_b in range(0, basis_dim, BLOCK_B):
+            offs_b = first_b + tl.arange(0, BLOCK_B)  # [BB]
+            mask_b = offs_b < basis_dim
+            phi = tl.load(
+                basis_ptr + (edges[:, None] * num_ori + ori) * basis_dim + offs_b[None, :],
+                mask=mask_e[:, None] & mask_b[None, :],
+                other=0.0,
+            )  # [BE, BB]
+            w = tl.load(
+                weight_ptr + offs_b[:, None] * channels + offs_c[None, :],
+                mask=mask_b[:, None] & mask_c[None, :],
+                other=0.0,
+            )  # [BB, BC]
+            kernel = tl.dot(phi.to(DOT_DTYPE), w.to(DOT_DTYPE), kernel, input_precision=INPUT_PRECISION, out_dtype=ACC_DTYPE)
+        feats = tl.load(
+            features_ptr + (neighbours[:, None] * num_ori + ori) * channels + offs_c[None, :],
+            mask=mask_e[:, None] & mask_c[None, :],
+            other=0.0,
+        )  # [BE, BC]
+        acc += tl.sum(kernel * feats.to(ACC_DTYPE), axis=0)
+    tl.store(
+        out_ptr + (node * num_ori + ori) * channels + offs_c,
+        acc.to(out_ptr.dtype.element_ty),
+        mask=mask_c,
+    )
+
+
+@triton.jit
+def _basis_grad_kernel(
+    g_ptr,  # [N, O, C], gathered at receivers
+    x_ptr,  # [N, O, C], gathered at senders
+    weight_ptr,  # [B, C]
+    out_ptr,  # [E, O, B]
+    src_ptr,  # [E]
+    dst_ptr,  # [E]
+    num_edges,
+    num_ori,
+    channels,
+    basis_dim,
+    ACC_DTYPE: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    BLOCK_E: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    edges = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)  # [BE]
+    ori = tl.program_id(1)
+    offs_b = tl.program_id(2) * BLOCK_B + tl.arange(0, BLOCK_B)  # [BB]
+    mask_e = edges < num_edges
+    mask_b = offs_b < basis_dim
+    senders = tl.load(src_ptr + edges, mask=mask_e, other=0)  # [BE]
+    receivers = tl.load(dst_ptr + edges, mask=mask_e, other=0)  # [BE]
+    acc = tl.zeros([BLOCK_E, BLOCK_B], dtype=ACC_DTYPE)
+    for first_c in range(0, channels, BLOCK_C):
+        offs_c = first_c + tl.arange(0, BLOCK_C)  # [BC]
+        mask = mask_e[:, None] & (offs_c < channels)[None, :]
+        g = tl.load(g_ptr + (receivers[:, None] * num_ori + ori) * channels + offs_c[None, :], mask=mask, other=0.0)
+        x = tl.load(x_ptr + (senders[:, None] * num_ori + ori) * channels + offs_c[None, :], mask=mask, other=0.0)
+        products = (g.to(ACC_DTYPE) * x.to(ACC_DTYPE)).to(DOT_DTYPE)  # [BE, BC]
+        w_t = tl.load(
+            weight_ptr + offs_b[None, :] * channels + offs_c[:, None],
+            mask=mask_b[None, :] & (offs_c < channels)[:, None],
+            other=0.0,
+        )  # [BC, BB]
+        acc = tl.dot(products, w_t.to(DOT_DTYPE), acc, input_precision=INPUT_PRECISION, out_dtype=ACC_DTYPE)
+    tl.store(
+        out_ptr + (edges[:, None] * num_ori + ori) * basis_dim + offs_b[None, :],
+        acc.to(out_ptr.dtype.element_ty),
+        mask=mask_e[:, None] & mask_b[None, :],
+    )
+
+
+@triton.jit
+def _weight_grad_kernel(
+    g_ptr,  # [N, O, C], gathered at receivers
+    x_ptr,  # [N, O, C], gathered at senders
+    basis_ptr,  # [E, O, B]
+    partial_ptr,  # [S, B, C], one partial sum per row split
+    src_ptr,  # [E]
+    dst_ptr,  # [E]
+    num_rows,  # E · O
+    rows_per_split,
+    num_ori,
+    channels,
+    basis_dim,
+    ACC_DTYPE: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)  # [BB]
+    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
+    split = tl.program_id(2)
+    mask_b = offs_b < basis_dim
+    mask_c = offs_c < channels
+    first_row = split * rows_per_split
+    last_row = tl.minimum(first_row + rows_per_split, num_rows)
+    acc = tl.zeros([BLOCK_B, BLOCK_C], dtype=ACC_DTYPE)
+    for first in range(first_row, last_row, BLOCK_R):
+        rows = first + tl.arange(0, BLOCK_R)  # [BR], row = edge · O + orientation
+        mask_r = rows < last_row
+        edges = rows // num_ori
+        ori = rows % num_ori
+        senders = tl.load(src_ptr + edges, mask=mask_r, other=0)  # [BR]
+        receivers = tl.load(dst_ptr + edges, mask=mask_r, other=0)  # [BR]
+        mask = mask_r[:, None] & mask_c[None, :]
+        g = tl.load(g_ptr + (receivers * num_ori + ori)[:, None] * channels + offs_c[None, :], mask=mask, other=0.0)
+        x = tl.load(x_ptr + (senders * num_ori + ori)[:, None] * channels + offs_c[None, :], mask=mask, other=0.0)
+        products = (g.to(ACC_DTYPE) * x.to(ACC_DTYPE)).to(DOT_DTYPE)  # [BR, BC]
+        phi_t = tl.load(
+            basis_ptr + rows[None, :] * basis_dim + offs_b[:, None],
+            mask=mask_r[None, :] & mask_b[:, None],
+            other=0.0,
+        )  # [BB, BR]
+        acc = tl.dot(phi_t.to(DOT_DTYPE), products, acc, input_precision=INPUT_PRECISION, out_dtype=ACC_DTYPE)
+    tl.store(
+        partial_ptr + (split * basis_dim + offs_b[:, None]) * channels + offs_c[None, :],
+        acc,
+        mask=mask_b[:, None] & mask_c[None, :],
+    )
+
+
+def _dot_dtype(dtype: torch.dtype) -> tl.dtype:
+    """``tl.dot`` operand type: the input's, except float32 for half types under the interpreter,
+    whose ``tl.dot`` misreads bfloat16 operands (Triton 3.9)."""
+    if dtype in (torch.bfloat16, torch.float16) and os.environ.get("TRITON_INTERPRET") == "1":
+        return tl.float32
+    return {torch.float64: tl.float64, torch.float32: tl.float32,
+            torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}[dtype]  # fmt: skip
+
+
+def _precision_args(dtype: torch.dtype) -> dict:
+    """The kernels' precision constants for inputs of ``dtype``."""
+    return dict(
+        ACC_DTYPE=tl.float64 if dtype == torch.float64 else tl.float32,
+        DOT_DTYPE=_dot_dtype(dtype),
+        INPUT_PRECISION=(
+            "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "ieee"
+        ),
+    )
+
+
+def _check_device(*tensors: Tensor) -> None:
+    if not all(t.is_cuda for t in tensors) and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(
+            "The 'triton' spatial-conv backend needs CUDA tensors (or TRITON_INTERPRET=1 set "
+            "before ponita's Triton kernels are first used); use backend='cpu' on the CPU."
+        )
+
+
+def _csr_conv(
+    features: Tensor,
+    basis: Tensor,
+    weight: Tensor,
+    row_ptr: Tensor,
+    edge_ids: Tensor,
+    neighbours: Tensor,
+) -> Tensor:
+    num_nodes, num_ori, channels = features.shape
+    features, basis, weight = features.contiguous(), basis.contiguous(), weight.contiguous()
+    _check_device(features, basis, weight)
+    out = torch.empty_like(features)  # [N, O, C]
+    if num_nodes == 0 or num_ori == 0 or channels == 0:
+        return out
+    grid = (num_nodes, num_ori, triton.cdiv(channels, _BLOCK_CHANNELS))
+    _csr_conv_kernel[grid](
+        features, basis, weight, out, row_ptr, edge_ids, neighbours,
+        num_ori, channels, basis.shape[2],
+        **_precision_args(features.dtype),
+        BLOCK_E=_BLOCK_EDGES, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
+    )  # fmt: skip
+    return out
+
+
+def _conv(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+    edge_ids = torch.arange(graph.num_edges, device=x.device)  # [E]
+    return _csr_conv(x, basis, weight, graph.row_ptr, edge_ids, graph.src)
+
+
+def _conv_transpose(g: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+    by_sender = torch.argsort(graph.src, stable=True)  # [E], sender-sorted edge ids
+    counts = torch.bincount(graph.src, minlength=graph.num_nodes)  # [N]
+    row_ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])  # [N + 1]
+    return _csr_conv(g, basis, weight, row_ptr, by_sender, graph.dst[by_sender])
+
+
+def _basis_grad(g: Tensor, x: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+    num_ori, channels = x.shape[1], x.shape[2]
+    basis_dim = weight.shape[0]
+    g, x, weight = g.contiguous(), x.contiguous(), weight.contiguous()
+    _check_device(g, x, weight)
+    out = x.new_empty((graph.num_edges, num_ori, basis_dim))  # [E, O, B]
+    if out.numel() == 0:
+        return out
+    grid = (triton.cdiv(graph.num_edges, _BLOCK_EDGES), num_ori, triton.cdiv(basis_dim, _BLOCK_BASIS))
+    _basis_grad_kernel[grid](
+        g, x, weight, out, graph.src, graph.dst,
+        graph.num_edges, num_ori, channels, basis_dim,
+        **_precision_args(x.dtype),
+        BLOCK_E=_BLOCK_EDGES, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
+    )  # fmt: skip
+    return out
+
+
+def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Tensor:
+    num_ori, channels = x.shape[1], x.shape[2]
+    basis_dim = basis.shape[2]
+    g, x, basis = g.contiguous(), x.contiguous(), basis.contiguous()
+    _check_device(g, x, basis)
+    partial_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    num_rows = graph.num_edges * num_ori
+    tiles = triton.cdiv(basis_dim, _BLOCK_BASIS) * triton.cdiv(channels, _BLOCK_CHANNELS)
+    # Enough row splits for about 512 programs, each at least one row block long.
+    num_splits = max(1, min(triton.cdiv(num_rows, _BLOCK_ROWS), triton.cdiv(512, tiles)))
+    rows_per_split = triton.cdiv(triton.cdiv(num_rows, num_splits), _BLOCK_ROWS) * _BLOCK_ROWS
+    partial = x.new_zeros((num_splits, basis_dim, channels), dtype=partial_dtype)  # [S, B, C]
+    if num_rows > 0 and basis_dim > 0 and channels > 0:
+        grid = (triton.cdiv(basis_dim, _BLOCK_BASIS), triton.cdiv(channels, _BLOCK_CHANNELS), num_splits)
+        _weight_grad_kernel[grid](
+            g, x, basis, partial, graph.src, graph.dst,
+            num_rows, rows_per_split, num_ori, channels, basis_dim,
+            **_precision_args(x.dtype),
+            BLOCK_R=_BLOCK_ROWS, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
+        )  # fmt: skip
+    return partial.sum(0).to(x.dtype)  # [B, C]
+
+
+TRITON_KERNELS = FusedKernels(_conv, _conv_transpose, _basis_grad, _weight_grad)
+
+
+def spatial_conv_triton(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+    """Triton spatial convolution; same function as :func:`spatial_conv_reference`.
+
+    Saves nothing of size ``[E, O, C]`` for backward; differentiable to any order.
+
+    Args:
+        x: node features on the grid (CUDA).
+        basis: kernel basis of each edge and orientation, edges in ``graph`` order.
+        weight: the layer's basis-to-channel weights.
+        graph: receiver-sorted graph.
+
+    Returns:
+        The aggregated messages.
+
+    Raises:
+        ValueError: if the tensors are not on CUDA and Triton's interpreter is off.
+
+    Shapes:
+        x ``[N, O, C]``, basis ``[E, O, B]``, weight ``[B, C]`` → ``[N, O, C]``
+    """
+    return fused_spatial_conv(TRITON_KERNELS, x, basis, weight, graph)
