@@ -12,7 +12,9 @@ with :math:`\varphi` the kernel basis (computed once per forward pass, shared by
 
 Backends compute the same function. ``reference`` is the plain-torch gather–multiply–scatter that
 the others are tested against. :func:`spatial_conv` picks a backend from the argument, else from the
-innermost :func:`use_backend` context, else automatically by device.
+innermost :func:`use_backend` context, else automatically: ``"triton"`` on CUDA, and on the CPU
+``"cpu"`` when the ``[E, O, C]`` messages of one call would exceed :data:`FUSED_MIN_BYTES`, else
+``"reference"``.
 """
 
 import contextlib
@@ -84,12 +86,19 @@ def use_backend(name: str) -> Iterator[None]:
         _backend_stack.pop()
 
 
-def _auto_backend(x: Tensor) -> str:
-    if x.is_cuda and "triton" in _BACKENDS:
-        return "triton"
-    if not x.is_cuda and "cpu" in _BACKENDS:
-        return "cpu"
-    return "reference"
+FUSED_MIN_BYTES = 64 * 2**20
+"""On the CPU, ``"auto"`` fuses only when one ``[E, O, C]`` message tensor would exceed this size.
+
+Below it, the reference path keeps its kernels for backward and needs fewer matrix products in
+force training (6 against 11 per layer for a double backward), and its tensors fit in cache anyway;
+above it, memory dominates and the fused path wins (measured in ``docs/performance.md``)."""
+
+
+def _auto_backend(x: Tensor, basis: Tensor) -> str:
+    if x.is_cuda:
+        return "triton" if "triton" in _BACKENDS else "reference"
+    message_bytes = basis.shape[0] * x.shape[1] * x.shape[2] * x.element_size()
+    return "cpu" if "cpu" in _BACKENDS and message_bytes > FUSED_MIN_BYTES else "reference"
 
 
 def spatial_conv(
@@ -137,5 +146,5 @@ def spatial_conv(
         )
     name = _check_backend(backend or (_backend_stack[-1] if _backend_stack else "auto"))
     if name == "auto":
-        name = _auto_backend(x)
+        name = _auto_backend(x, basis)
     return _BACKENDS[name](x, basis, weight, graph)

@@ -168,14 +168,20 @@ def test_backend_argument_and_context_manager_select_the_backend(monkeypatch):
     assert calls == ["spy", "spy"]
 
 
-def test_auto_backend_is_cpu_for_cpu_tensors(monkeypatch):
+def test_auto_backend_fuses_on_the_cpu_only_above_the_memory_threshold(monkeypatch):
     calls = []
-    monkeypatch.setitem(
-        spatial_conv_module._BACKENDS, "cpu", lambda *args: calls.append("cpu") or spatial_conv_reference(*args)
-    )
+    for name in ("cpu", "reference"):
+        monkeypatch.setitem(
+            spatial_conv_module._BACKENDS,
+            name,
+            lambda *args, name=name: calls.append(name) or spatial_conv_reference(*args),
+        )
     graph = _graph("random")
-    spatial_conv(*_inputs(graph, 1, 2, 3), graph)
-    assert calls == ["cpu"]
+    inputs = _inputs(graph, 1, 2, 3)
+    spatial_conv(*inputs, graph)
+    monkeypatch.setattr(spatial_conv_module, "FUSED_MIN_BYTES", 0)
+    spatial_conv(*inputs, graph)
+    assert calls == ["reference", "cpu"]
     assert {"auto", "reference", "cpu"} <= set(available_backends())
 
 
