@@ -147,4 +147,11 @@ def spatial_conv(
     name = _check_backend(backend or (_backend_stack[-1] if _backend_stack else "auto"))
     if name == "auto":
         name = _auto_backend(x, basis)
+    device_type = x.device.type
+    if torch.is_autocast_enabled(device_type):
+        # Under autocast every operand runs in the autocast dtype (e.g. bf16); backends then see
+        # one dtype, and accumulate sums in float32 themselves.
+        dtype = torch.get_autocast_dtype(device_type)
+        with torch.autocast(device_type, enabled=False):
+            return _BACKENDS[name](x.to(dtype), basis.to(dtype), weight.to(dtype), graph)
     return _BACKENDS[name](x, basis, weight, graph)

@@ -202,3 +202,17 @@ def test_inconsistent_shapes_raise():
         spatial_conv(x, basis, weight[:, :2], graph, backend="cpu")
     with pytest.raises(ValueError, match=r"expects x \[N, O, C\]"):
         spatial_conv(x[0], basis, weight, graph, backend="cpu")
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_autocast_runs_every_backend_in_bf16_through_double_backward(backend):
+    graph = _graph("random")
+    x, basis, weight = (t.detach().float().requires_grad_() for t in _inputs(graph, 2, 4, 3))
+    expected = spatial_conv(x.double(), basis.double(), weight.double(), graph, backend="reference")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = spatial_conv(x, basis, weight, graph, backend=backend)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.double(), expected, atol=0.1, rtol=0.05)
+    (grad_basis,) = torch.autograd.grad(y.float().pow(2).sum(), basis, create_graph=True)
+    grad_basis.float().sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (x, weight))
