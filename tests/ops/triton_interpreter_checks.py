@@ -12,7 +12,8 @@ import torch
 from ponita.ops import receiver_csr, spatial_conv
 from ponita.ops._spatial_conv_cpu import CPU_KERNELS
 
-assert os.environ.get("TRITON_INTERPRET") == "1", "run through test_spatial_conv_triton.py"
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("runs only in the child process of test_spatial_conv_triton.py", allow_module_level=True)
 from ponita.ops._spatial_conv_triton import TRITON_KERNELS  # noqa: E402
 
 GRAPHS = {

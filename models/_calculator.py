@@ -1,0 +1,72 @@
+"""An ASE calculator that evaluates a :class:`PonitaPotential`."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from torch_geometric.data import Data
+
+from ._checkpoint import load_potential
+from ._energy_model import PonitaPotential
+
+# ponita works in meV and meV/Å; ASE in eV and eV/Å.
+_MEV_TO_EV = 1e-3
+
+
+class PonitaCalculator(Calculator):
+    """ASE calculator for a trained :class:`PonitaPotential`: energy in eV and forces in eV/Å.
+
+    The model runs in eval mode and in its own dtype (float64 after ``model.double()``); positions
+    are passed in Å, and the meV outputs are converted to ASE's eV.
+
+    Args:
+        model: the potential.
+        device: where to run it.
+
+    Example:
+        >>> from ase.build import molecule
+        >>> model = PonitaPotential([1, 6, 8], {1: 0.0, 6: 0.0, 8: 0.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4)
+        >>> atoms = molecule("CH3CH2OH")
+        >>> atoms.calc = PonitaCalculator(model)
+        >>> atoms.get_forces().shape
+        (9, 3)
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, model: PonitaPotential, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "PonitaCalculator":
+        """A calculator for the potential saved at ``path`` (see :func:`ponita.models.load_potential`)."""
+        return cls(load_potential(path, map_location=device), device=device)
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Computes energy and forces of ``atoms`` and stores them in ``self.results`` (eV, eV/Å)."""
+        super().calculate(atoms, properties or ["energy"], system_changes)
+        if self.atoms.pbc.any():
+            raise ValueError(
+                f"PonitaCalculator treats the system as an isolated molecule, but pbc={self.atoms.pbc.tolist()}; "
+                "set atoms.pbc = False."
+            )
+        data = Data(
+            z=torch.as_tensor(self.atoms.get_atomic_numbers(), dtype=torch.long, device=self.device),  # [N]
+            pos=torch.as_tensor(self.atoms.get_positions(), dtype=torch.float64, device=self.device),  # [N, 3]
+        )
+        energy, forces = self.model(data)  # [1], [N, 3]
+        energy_ev = float(energy.detach().double().cpu()[0]) * _MEV_TO_EV
+        self.results = {
+            "energy": energy_ev,
+            "free_energy": energy_ev,
+            "forces": forces.detach().double().cpu().numpy().astype(np.float64) * _MEV_TO_EV,
+        }

@@ -1,0 +1,200 @@
+r"""An interatomic potential built on :class:`ponita.Ponita`: per-atom energies, total energy and forces.
+
+Bekkers et al., "Fast, Expressive SE(n) Equivariant Networks through Weight-Sharing in
+Position-Orientation Space", ICLR 2024 (arXiv 2310.02970), rMD17 experiments.
+"""
+
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+
+from ponita import Ponita
+from ponita.ops import scatter_sum
+
+# The largest atomic number in the periodic table (oganesson); size of the element lookup table.
+_MAX_ATOMIC_NUMBER = 118
+# Ponita arguments that the potential fixes itself.
+_FIXED_PONITA_ARGUMENTS = ("input_dim", "output_dim", "task_level", "output_dim_vec", "input_dim_vec")
+
+
+def compute_forces(energy: Tensor, pos: Tensor, training: bool) -> Tensor:
+    r"""Forces as the negative gradient of the energy, :math:`F_i = -\partial E / \partial x_i`.
+
+    The single place where ponita computes forces. The energies of different graphs do not depend on
+    each other's positions, so the gradient of their sum gives every graph's forces at once.
+
+    Args:
+        energy: energies ``[G]`` that depend on ``pos``.
+        pos: positions ``[N, 3]`` with ``requires_grad=True``.
+        training: keep the graph of the gradient (``create_graph``), needed to train on forces.
+
+    Returns:
+        Forces ``[N, 3]`` in the unit of ``energy`` per unit of ``pos``.
+
+    Example:
+        >>> pos = torch.tensor([[1.0, 2.0, 0.0]], requires_grad=True)
+        >>> compute_forces(pos.pow(2).sum().view(1), pos, training=False)
+        tensor([[-2., -4., -0.]])
+    """
+    (gradient,) = torch.autograd.grad(
+        energy.sum(), pos, create_graph=training, retain_graph=training
+    )  # [N, 3]
+    return -gradient
+
+
+class PonitaPotential(nn.Module):
+    r"""A PONITA network that predicts a molecule's energy as a sum of atomic energies, and forces.
+
+    .. math::
+        E = \sum_i \big( s \, \varphi(z, x)_i + E_0[z_i] \big), \qquad F_i = -\frac{\partial E}{\partial x_i},
+
+    where :math:`\varphi` is a :class:`ponita.Ponita` network with ``task_level="node"`` and one output
+    per atom, fed the one-hot encoding of the atomic numbers :math:`z_i` over ``atomic_numbers``;
+    :math:`s` is ``scale`` (the RMS of the training forces, so the network's outputs are of order one
+    in units of :math:`s`), and :math:`E_0[z]` are the per-element ``reference_energies``. Energies
+    are in meV, forces in meV/Å, positions in Å. Both statistics come from the training data (see
+    :func:`ponita.datasets.fit_atomic_reference_energies` and :func:`ponita.datasets.force_rms`) and
+    are stored as buffers.
+
+    The per-atom sum is accumulated in float64: molecular energies are of order :math:`10^6` meV,
+    where float32 resolves only about 0.25 meV. The returned energy is therefore float64; forces have
+    the network's dtype (``model.double()`` makes everything float64).
+
+    Args:
+        atomic_numbers: the elements the model knows, e.g. ``[1, 6, 8]``; their order sets the one-hot
+            encoding.
+        reference_energies: :math:`E_0` per atomic number, in meV; needs every element of
+            ``atomic_numbers``.
+        scale: :math:`s`, in meV/Å; positive.
+        **ponita_options: the arguments of :class:`ponita.Ponita` (see :class:`ponita.PonitaConfig`)
+            except ``input_dim``, ``output_dim``, ``task_level`` and the vector dimensions, which the
+            potential sets.
+
+    Shapes:
+        input ``data.z`` ``[N]``, ``data.pos`` ``[N, 3]``, optional ``data.batch`` ``[N]`` →
+        energy ``[G]``, forces ``[N, 3]``.
+
+    Raises:
+        ValueError: on duplicate or out-of-range atomic numbers, missing reference energies, a
+            non-positive scale, or (in ``forward``) an element not in ``atomic_numbers``.
+        TypeError: on an unknown Ponita argument or one the potential sets itself.
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> model = PonitaPotential([1, 8], {1: -10.0, 8: -20.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4)
+        >>> energy, forces = model(Data(z=torch.tensor([8, 1, 1]), pos=torch.randn(3, 3)))
+        >>> energy.shape, forces.shape
+        (torch.Size([1]), torch.Size([3, 3]))
+    """
+
+    def __init__(
+        self,
+        atomic_numbers: list[int],
+        reference_energies: dict[int, float],
+        scale: float,
+        **ponita_options: object,
+    ) -> None:
+        super().__init__()
+        atomic_numbers = [int(z) for z in atomic_numbers]
+        self._check_arguments(atomic_numbers, reference_energies, scale, ponita_options)
+        self.ponita_options = dict(ponita_options)
+        self.network = Ponita(
+            input_dim=len(atomic_numbers), output_dim=1, task_level="node", **ponita_options
+        )
+        element_index = torch.full((_MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)  # [119]
+        element_index[atomic_numbers] = torch.arange(len(atomic_numbers))
+        self.register_buffer("atomic_numbers", torch.tensor(atomic_numbers, dtype=torch.long))  # [T]
+        self.register_buffer("element_index", element_index)  # [119]
+        self.register_buffer(
+            "reference_energies",
+            torch.tensor([float(reference_energies[z]) for z in atomic_numbers], dtype=torch.float64),
+        )  # [T]
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))  # []
+
+    @staticmethod
+    def _check_arguments(
+        atomic_numbers: list[int],
+        reference_energies: dict[int, float],
+        scale: float,
+        ponita_options: dict[str, object],
+    ) -> None:
+        if not atomic_numbers or len(set(atomic_numbers)) != len(atomic_numbers):
+            raise ValueError(f"atomic_numbers must be a non-empty list of distinct elements, got {atomic_numbers}.")
+        if min(atomic_numbers) < 1 or max(atomic_numbers) > _MAX_ATOMIC_NUMBER:
+            raise ValueError(f"atomic_numbers must lie in 1..{_MAX_ATOMIC_NUMBER}, got {atomic_numbers}.")
+        missing = [z for z in atomic_numbers if z not in reference_energies]
+        if missing:
+            raise ValueError(
+                f"reference_energies lacks the element(s) {missing}; give E0 for every atomic number, e.g. "
+                "from ponita.datasets.fit_atomic_reference_energies(train_frames)."
+            )
+        if not scale > 0:
+            raise ValueError(f"scale must be positive (the RMS of the training forces in meV/Å), got {scale}.")
+        fixed = sorted(set(ponita_options) & set(_FIXED_PONITA_ARGUMENTS))
+        if fixed:
+            raise TypeError(f"PonitaPotential sets {fixed} itself; remove them from the arguments.")
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments: ``PonitaPotential(**model.config())`` rebuilds the architecture.
+
+        Returns:
+            ``{"atomic_numbers": ..., "reference_energies": ..., "scale": ..., **ponita_options}``.
+        """
+        atomic_numbers = self.atomic_numbers.tolist()
+        energies = self.reference_energies.tolist()
+        return {
+            "atomic_numbers": atomic_numbers,
+            "reference_energies": dict(zip(atomic_numbers, energies)),
+            "scale": float(self.scale),
+            **self.ponita_options,
+        }
+
+    def forward(self, data: Data) -> tuple[Tensor, Tensor]:
+        """Energies and forces of a batch of molecules; ``data`` is not modified.
+
+        Args:
+            data: ``Data`` or ``Batch`` with ``z`` ``[N]`` and ``pos`` ``[N, 3]`` (Å), optional ``batch``
+                ``[N]``.
+
+        Returns:
+            ``(energy, forces)``: ``[G]`` in meV (float64) and ``[N, 3]`` in meV/Å.
+        """
+        with torch.enable_grad():
+            pos = data.pos.detach().to(self.network.embedding.weight.dtype).requires_grad_(True)  # [N, 3]
+            energy = self.energy(data, pos)  # [G]
+            forces = compute_forces(energy, pos, training=self.training)  # [N, 3]
+        return energy, forces
+
+    def energy(self, data: Data, pos: Tensor) -> Tensor:
+        """Energies ``[G]`` (meV, float64) of the molecules in ``data`` at positions ``pos`` ``[N, 3]``."""
+        one_hot, batch = self._atom_inputs(data)
+        atomic, _ = self.network(Data(pos=pos, x=one_hot, batch=batch))  # [N, 1]
+        atomic = atomic.squeeze(-1).to(torch.float64) * self.scale  # [N]
+        atomic = atomic + self.reference_energies[self.element_index[data.z]]  # [N]
+        num_graphs = int(batch.max()) + 1
+        return scatter_sum(atomic, batch, num_graphs)  # [G]
+
+    @torch.no_grad()
+    def calibrate(self, data: Data) -> None:
+        """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
+        one_hot, batch = self._atom_inputs(data)
+        self.network.calibrate(Data(pos=data.pos, x=one_hot, batch=batch))
+
+    def _atom_inputs(self, data: Data) -> tuple[Tensor, Tensor]:
+        """One-hot element encoding ``[N, T]`` and graph index ``[N]`` of ``data``."""
+        z = data.z
+        if z.dim() != 1 or z.shape[0] != data.pos.shape[0]:
+            raise ValueError(f"data.z must have shape [N] = [{data.pos.shape[0]}], got {list(z.shape)}.")
+        if z.min() < 1 or z.max() > _MAX_ATOMIC_NUMBER or (self.element_index[z] < 0).any():
+            unknown = sorted(set(z.tolist()) - set(self.atomic_numbers.tolist()))
+            raise ValueError(
+                f"The input has element(s) {unknown} that the model was not trained on; it knows "
+                f"{self.atomic_numbers.tolist()}."
+            )
+        one_hot = nn.functional.one_hot(self.element_index[z], len(self.atomic_numbers))  # [N, T]
+        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(z)  # [N]
+        return one_hot.to(self.network.embedding.weight.dtype), batch
+
+    def extra_repr(self) -> str:
+        return f"atomic_numbers={self.atomic_numbers.tolist()}, scale={float(self.scale):.4g}"

@@ -1,0 +1,70 @@
+"""PonitaCalculator inside ASE: units, shapes, forces = −dE/dx, NVE energy conservation."""
+
+import numpy as np
+import pytest
+import torch
+import ase.io
+from ase import Atoms
+from ase.calculators.fd import calculate_numerical_forces
+from torch_geometric.data import Data
+
+from ponita.datasets import load_rmd17
+from ponita.models import PonitaCalculator, PonitaPotential, save_potential
+from ponita.train import run_md
+
+
+def ethanol() -> Atoms:
+    frame = load_rmd17("ethanol", "test")[0]
+    return Atoms(numbers=frame.z.numpy(), positions=frame.pos.numpy())
+
+
+def tiny_potential() -> PonitaPotential:
+    energies = {1: -600_000.0, 6: -200_000.0, 8: -100_000.0}
+    return PonitaPotential([1, 6, 8], energies, 1000.0, hidden_dim=8, num_layers=2, num_ori=4)
+
+
+def test_calculator_returns_ev_and_ev_per_angstrom() -> None:
+    model = tiny_potential().double()
+    atoms = ethanol()
+    atoms.calc = PonitaCalculator(model)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    data = Data(z=torch.as_tensor(atoms.numbers), pos=torch.as_tensor(atoms.positions))
+    energy_mev, forces_mev = (tensor.detach() for tensor in model(data))
+    assert isinstance(energy, float) and forces.shape == (9, 3) and forces.dtype == np.float64
+    assert energy == pytest.approx(float(energy_mev) / 1000.0, rel=1e-12)
+    assert np.allclose(forces, forces_mev.numpy() / 1000.0, atol=1e-12)
+
+
+def test_calculator_forces_are_negative_energy_gradient_in_ase() -> None:
+    atoms = ethanol()
+    atoms.calc = PonitaCalculator(tiny_potential().double())
+    numerical = calculate_numerical_forces(atoms, eps=1e-4)
+    assert np.allclose(atoms.get_forces(), numerical, atol=1e-6)
+
+
+def test_calculator_from_checkpoint(tmp_path) -> None:
+    model = tiny_potential()
+    path = save_potential(model, tmp_path / "potential.pt")
+    atoms = ethanol()
+    atoms.calc = PonitaCalculator.from_checkpoint(path)
+    reference = ethanol()
+    reference.calc = PonitaCalculator(model)
+    assert atoms.get_potential_energy() == reference.get_potential_energy()
+
+
+def test_calculator_rejects_periodic_systems() -> None:
+    atoms = ethanol()
+    atoms.cell, atoms.pbc = [10.0, 10.0, 10.0], True
+    atoms.calc = PonitaCalculator(tiny_potential())
+    with pytest.raises(ValueError, match="isolated molecule"):
+        atoms.get_potential_energy()
+
+
+def test_nve_energy_drift_is_small(tmp_path) -> None:
+    atoms = ethanol()
+    atoms.calc = PonitaCalculator(tiny_potential().double())
+    result = run_md(atoms, steps=40, temperature=300.0, ensemble="nve", timestep=0.25,
+                    trajectory=tmp_path / "traj.xyz", write_every=10)
+    assert len(result.total_energy) == 41
+    assert result.max_drift_per_atom < 1e-3  # eV/atom
+    assert len(ase.io.read(tmp_path / "traj.xyz", index=":")) == 5

@@ -1,0 +1,113 @@
+"""Training with Lightning: the loss goes down, outputs are written, and a resumed run is exact."""
+
+import csv
+import json
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch_geometric.data import Data
+
+from ponita.datasets import load_rmd17
+from ponita.models import load_potential
+from ponita.train import EpochSampler, RotatedFrames, cosine_with_warmup, load_config, train_potential
+
+TINY = ["ema_decay=0.5", "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "warmup_epochs=0",
+        "max_time_minutes=null", "accelerator=cpu", "num_threads=null", "test_batch_size=10"]
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Data]:
+    return load_rmd17("ethanol", "train")[:16]
+
+
+def tiny_config(output, *overrides: str):
+    return load_config("quick", overrides=[*TINY, f"output={output}", *overrides])
+
+
+class StopAfterEpochs(pl.Callback):
+    """Interrupts training after a number of epochs, as a killed job would."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
+def train_losses(metrics_csv) -> list[float]:
+    with open(metrics_csv, newline="") as file:
+        return [float(row["train/loss"]) for row in csv.DictReader(file) if row.get("train/loss")]
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(frames: list[Data], tmp_path) -> None:
+    overrides = ["max_epochs=40", "lr=1e-2", "hidden_dim=16", "num_layers=2", "basis_dim=16", "batch_size=4"]
+    result = train_potential(tiny_config(tmp_path / "run", *overrides), frames[:8], frames[12:14], frames[14:16], "tiny")
+    losses = train_losses(result.metrics_csv)
+    assert len(losses) == 40 and losses[-1] < 0.9 * losses[0]
+    for path in (result.potential, result.best_checkpoint, result.last_checkpoint, result.learning_curve,
+                 result.test_json, tmp_path / "run" / "config.yaml"):
+        assert path.is_file()
+    scores = json.loads(result.test_json.read_text())
+    assert scores["num_frames"] == 2 and scores["protocol"] == "tiny" and scores["forces_mae_meV_per_A"] > 0
+    assert bool(load_potential(result.potential).network.calibrated)
+
+
+def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path) -> None:
+    straight = train_potential(tiny_config(tmp_path / "a", "max_epochs=4"), frames[:8], frames[8:10])
+    config = tiny_config(tmp_path / "b", "max_epochs=4")
+    interrupted = train_potential(config, frames[:8], frames[8:10], callbacks=[StopAfterEpochs(2)])
+    assert torch.load(interrupted.last_checkpoint, weights_only=False)["epoch"] == 1
+    resumed = train_potential(config, frames[:8], frames[8:10], resume=interrupted.last_checkpoint)
+    a = torch.load(straight.last_checkpoint, weights_only=False)
+    b = torch.load(resumed.last_checkpoint, weights_only=False)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (3, 16)
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    for state_a, state_b in zip(a["optimizer_states"][0]["state"].values(), b["optimizer_states"][0]["state"].values()):
+        assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
+    assert a["lr_schedulers"] == b["lr_schedulers"]
+
+
+def test_new_run_refuses_an_output_folder_with_checkpoints(frames: list[Data], tmp_path) -> None:
+    config = tiny_config(tmp_path, "max_epochs=1")
+    train_potential(config, frames[:4], frames[4:6])
+    with pytest.raises(ValueError, match="already holds the checkpoints of a run. Continue it with --resume"):
+        train_potential(config, frames[:4], frames[4:6])
+
+
+def test_epoch_sampler_depends_only_on_seed_and_epoch_and_shards_disjointly() -> None:
+    sampler = EpochSampler(10, seed=3)
+    sampler.set_epoch(2)
+    first = list(sampler)
+    sampler.set_epoch(0)
+    sampler.set_epoch(2)
+    assert list(sampler) == first and sorted(i for i, _ in first) == list(range(10))
+    ranks = [EpochSampler(10, seed=3, rank=rank, world_size=3) for rank in range(3)]
+    shards = [[i for i, _ in rank] for rank in ranks]
+    assert all(len(shard) == 3 for shard in shards) and len(set(sum(shards, []))) == 9
+
+
+def test_rotated_frames_rotate_positions_and_forces_together(frames: list[Data]) -> None:
+    frame = frames[0]
+    rotated = RotatedFrames(frames)[(0, 123)]
+    rotation = torch.linalg.lstsq(frame.pos - frame.pos.mean(0), rotated.pos - rotated.pos.mean(0)).solution  # [3, 3]
+    assert torch.allclose(rotation.T @ rotation, torch.eye(3, dtype=torch.float64), atol=1e-8)
+    assert torch.allclose(frame.forces @ rotation, rotated.forces, atol=1e-6)
+    assert torch.equal(rotated.energy, frame.energy) and not torch.equal(rotated.pos, frame.pos)
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_zero() -> None:
+    assert cosine_with_warmup(0, 10, 100) == 0.0
+    assert cosine_with_warmup(10, 10, 100) == pytest.approx(0.5 * (1 + torch.cos(torch.tensor(0.1 * torch.pi)).item()))
+    assert cosine_with_warmup(100, 10, 100) == pytest.approx(0.0, abs=1e-12)
+    assert cosine_with_warmup(0, 0, 100) == 1.0
+
+
+@pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-mixed", torch.float32)])
+def test_training_runs_in_other_precisions(frames: list[Data], tmp_path, precision: str, dtype: torch.dtype) -> None:
+    config = tiny_config(tmp_path, "max_epochs=1", f"precision={precision}")
+    result = train_potential(config, frames[:4], frames[4:6], frames[6:8])
+    assert load_potential(result.potential).network.embedding.weight.dtype == dtype
+    assert result.test_metrics["forces_mae_meV_per_A"] > 0

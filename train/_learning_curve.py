@@ -1,0 +1,48 @@
+"""A learning-curve plot from Lightning's CSV log."""
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+_CURVES = (("train/loss", "training loss", 0), ("val/forces_mae", "val force MAE (meV/Å)", 1),
+           ("val/energy_mae", "val energy MAE (meV)", 1))
+
+
+def plot_learning_curve(log_dir: str | Path, path: str | Path) -> Path:
+    """Plots the training loss and the validation MAEs per epoch (log scale) and saves a PNG.
+
+    Args:
+        log_dir: the folder of the ``metrics*.csv`` files written by Lightning's ``CSVLogger`` (one per
+            resumed part of a run; later epochs override earlier ones).
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    series: dict[str, dict[int, float]] = {key: {} for key, _, _ in _CURVES}
+    files = sorted(Path(log_dir).glob("metrics-*.csv"), key=lambda p: int(p.stem.split("-")[1]))
+    for metrics_csv in [*files, Path(log_dir) / "metrics.csv"]:
+        if not metrics_csv.is_file():
+            continue
+        with open(metrics_csv, newline="") as file:
+            for row in csv.DictReader(file):
+                for key in series:
+                    if row.get(key) and row.get("epoch"):
+                        series[key][int(float(row["epoch"]))] = float(row[key])
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label, panel in _CURVES:
+        if series[key]:
+            epochs = sorted(series[key])
+            axes[panel].plot([epoch + 1 for epoch in epochs], [series[key][e] for e in epochs], label=label)
+    for axis, title in zip(axes, ("training loss", "validation MAE (EMA weights)")):
+        axis.set(xlabel="epoch", yscale="log", title=title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
