@@ -20,47 +20,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from ponita.geometry import random_rotation
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ATOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 """Default tolerance of :func:`assert_equivariant` per floating dtype (float16/bfloat16: 1e-2)."""
-
-
-def random_rotation(dim: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
-    r"""A rotation matrix drawn uniformly (Haar measure) from SO(n).
-
-    The Q factor of the QR decomposition of a Gaussian matrix, with the signs fixed so that the
-    distribution is uniform, and one column flipped if needed so that :math:`\det R = +1`.
-
-    Args:
-        dim: spatial dimension :math:`n` (2 or 3).
-        generator: random number generator (``None``: the global one).
-        dtype: floating dtype of the result.
-
-    Returns:
-        A rotation matrix, :math:`R^\top R = I`, :math:`\det R = 1`.
-
-    Raises:
-        ValueError: if ``dim`` is not 2 or 3.
-
-    Shapes:
-        → ``[dim, dim]``
-
-    Example:
-        >>> R = random_rotation(3, torch.Generator().manual_seed(0))
-        >>> bool(torch.allclose(R @ R.T, torch.eye(3, dtype=torch.float64))), round(float(torch.det(R)), 6)
-        (True, 1.0)
-    """
-    if dim not in (2, 3):
-        raise ValueError(f"random_rotation supports dim 2 or 3, got {dim!r}.")
-    gaussian = torch.randn(dim, dim, generator=generator, dtype=torch.float64)  # [n, n]
-    q, r = torch.linalg.qr(gaussian)
-    signs = torch.sign(torch.diagonal(r))  # [n]
-    signs[signs == 0] = 1.0
-    q = q * signs  # uniform (Haar) distribution on O(n)
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q.to(dtype)
 
 
 def assert_equivariant(

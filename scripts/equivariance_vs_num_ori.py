@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from torch_geometric.data import Batch, Data  # noqa: E402
 
 from ponita import Ponita  # noqa: E402
-from ponita.testing import random_rotation  # noqa: E402
+from ponita.geometry import random_rotation  # noqa: E402
 
 GRID_SIZES = {"R3xS2": (4, 8, 12, 16, 20, 32, 64, 128), "SE3": (6, 12, 24, 48, 60, 96)}
 

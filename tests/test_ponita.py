@@ -10,7 +10,8 @@ from torch_geometric.data import Batch, Data
 import ponita
 from ponita import Ponita, PonitaConfig
 from ponita.geometry import rotation_group
-from ponita.testing import assert_equivariant, assert_forces_match_finite_differences, random_rotation
+from ponita.geometry import random_rotation
+from ponita.testing import assert_equivariant, assert_forces_match_finite_differences
 
 F64 = torch.float64
 BUNDLES = ("R2xS1", "R3xS2", "SE2", "SE3")

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset, Sampler
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from ponita.testing import random_rotation
+from ponita.geometry import random_rotation
 
 
 class EpochSampler(Sampler[tuple[int, int]]):

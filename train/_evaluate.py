@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from ponita.models import PonitaPotential
-from ponita.testing import random_rotation
+from ponita.geometry import random_rotation
 
 
 def evaluate_potential(

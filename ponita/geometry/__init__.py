@@ -1,16 +1,15 @@
 """Geometry: deterministic orientation grids and bi-invariant point-pair attributes (pure functions)."""
 
 from ponita.geometry._grids import (
-    axis_angle_to_matrix,
     fibonacci_grid_s2,
     grid_s1,
     grid_so2,
     grid_so3,
     polyhedron_grid_s2,
-    quaternion_to_matrix,
     repulsion_grid_s2,
     rotation_group,
 )
+from ponita.geometry._rotations import axis_angle_to_matrix, quaternion_to_matrix, random_rotation
 from ponita.geometry._invariants import (
     NORM_EPS,
     invariants_r2s1_fibre_bundle,
@@ -44,6 +43,7 @@ __all__ = [
     "invariants_se_point_cloud",
     "polyhedron_grid_s2",
     "quaternion_to_matrix",
+    "random_rotation",
     "relative_positions",
     "repulsion_grid_s2",
     "rotation_group",

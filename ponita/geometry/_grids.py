@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from ponita.geometry._rotations import axis_angle_to_matrix, quaternion_to_matrix
+
 _GOLDEN_RATIO = (1.0 + math.sqrt(5.0)) / 2.0
 
 
@@ -240,57 +242,6 @@ def grid_so3(num: int, steps: int = 300, seed: int = 0, dtype: torch.dtype = tor
     if num > 1:
         quaternions = _repel(quaternions, steps, antipodal=True)
     return quaternion_to_matrix(quaternions).to(dtype)
-
-
-def axis_angle_to_matrix(axis: Tensor, angle: float | Tensor) -> Tensor:
-    r"""Rodrigues' formula, :math:`R = I + \sin\alpha\,[u]_\times + (1 - \cos\alpha)[u]_\times^2`.
-
-    Args:
-        axis: rotation axis (normalised internally).
-        angle: rotation angle in radians.
-
-    Returns:
-        Rotation matrices.
-
-    Shapes:
-        axis ``[..., 3]`` → ``[..., 3, 3]``
-
-    Example:
-        >>> axis_angle_to_matrix(torch.tensor([0.0, 0.0, 1.0]), math.pi / 2).round().abs()
-        tensor([[0., 1., 0.],
-                [1., 0., 0.],
-                [0., 0., 1.]])
-    """
-    u = axis / axis.norm(dim=-1, keepdim=True)  # [..., 3]
-    angle = torch.as_tensor(angle, dtype=u.dtype)
-    zero = torch.zeros_like(u[..., 0])
-    cross = torch.stack(
-        [zero, -u[..., 2], u[..., 1], u[..., 2], zero, -u[..., 0], -u[..., 1], u[..., 0], zero], dim=-1
-    ).unflatten(-1, (3, 3))  # [..., 3, 3]
-    eye = torch.eye(3, dtype=u.dtype).expand_as(cross)
-    sin, cos = angle.sin()[..., None, None], angle.cos()[..., None, None]
-    return eye + sin * cross + (1.0 - cos) * cross @ cross
-
-
-def quaternion_to_matrix(quaternion: Tensor) -> Tensor:
-    """Rotation matrices of (normalised) quaternions ``(w, x, y, z)``.
-
-    Shapes:
-        quaternion ``[..., 4]`` → ``[..., 3, 3]``
-
-    Example:
-        >>> quaternion_to_matrix(torch.tensor([1.0, 0.0, 0.0, 0.0]))
-        tensor([[1., 0., 0.],
-                [0., 1., 0.],
-                [0., 0., 1.]])
-    """
-    w, x, y, z = (quaternion / quaternion.norm(dim=-1, keepdim=True)).unbind(-1)
-    rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]  # fmt: skip
-    return torch.stack(rows, dim=-1).unflatten(-1, (3, 3))  # [..., 3, 3]
 
 
 def _check_positive(value: int, name: str) -> None:

@@ -23,7 +23,7 @@ from ponita.geometry import (
     relative_positions,
     safe_norm,
 )
-from ponita.testing import random_rotation
+from ponita.geometry import random_rotation
 
 F64 = torch.float64
 EDGES = torch.tensor([[1, 2, 3, 0, 4, 2, 0], [0, 0, 1, 2, 3, 4, 4]])  # [2, E]

@@ -1,15 +1,8 @@
 import pytest
 import torch
 
+from ponita.geometry import random_rotation
 from ponita.graph import LiftedPointCloud, lift_edges_to_oriented_points, radius_graph
-
-
-def _random_rotation(dim: int) -> torch.Tensor:
-    q, r = torch.linalg.qr(torch.randn(dim, dim, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q  # [n, n]
 
 
 def _points_per_atom(cloud: LiftedPointCloud) -> list[tuple[int, tuple[float, ...]]]:
@@ -85,7 +78,7 @@ def test_lifting_does_not_depend_on_input_edge_order(batched_cloud):
 @pytest.mark.parametrize("dim", [2, 3])
 def test_lifting_is_equivariant_under_rotation_and_translation(dim, batched_cloud):
     pos, edge_index = _molecule(dim, batched_cloud)
-    rotation = _random_rotation(dim)  # [n, n]
+    rotation = random_rotation(dim)  # [n, n]
     shift = torch.randn(dim, dtype=pos.dtype)  # [n]
     lifted = lift_edges_to_oriented_points(pos, edge_index)
     moved = lift_edges_to_oriented_points(pos @ rotation.T + shift, edge_index)

@@ -5,7 +5,7 @@ import torch
 
 from ponita.geometry import fibonacci_grid_s2, grid_s1, grid_so2, grid_so3
 from ponita.nn import lift_scalars, lift_vectors, scalar_readout, vector_readout
-from ponita.testing import random_rotation
+from ponita.geometry import random_rotation
 
 F64 = torch.float64
 

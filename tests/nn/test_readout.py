@@ -6,7 +6,7 @@ from e3nn import o3
 
 from ponita.geometry import fibonacci_grid_s2, polyhedron_grid_s2
 from ponita.nn import SphericalTensorReadout
-from ponita.testing import random_rotation
+from ponita.geometry import random_rotation
 
 F64 = torch.float64
 
