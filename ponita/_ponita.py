@@ -40,8 +40,10 @@ class PonitaConfig:
         input_dim_vec: input vectors per node ``V`` (``data.vec``; not for ``"R2"``/``"R3"``).
         space: one of ``"R2"``, ``"R3"`` (point cloud, PNITA), ``"R2xS1"``, ``"R3xS2"`` (fibre
             bundle over a grid of directions, PONITA), ``"R2xS1-lifted"``, ``"R3xS2-lifted"``
-            (point cloud of oriented points made from the edges), ``"SE2"``, ``"SE3"`` (fibre
-            bundle over a grid of rotations).
+            (point cloud of oriented points made from the edges), ``"R2xS1-points"``,
+            ``"R3xS2-points"`` (oriented points given as ``data.ori`` ``[N, n]``), ``"SE2"``,
+            ``"SE3"`` (fibre bundle over a grid of rotations), ``"SE2-points"``, ``"SE3-points"``
+            (poses given as ``data.rot`` ``[N, n, n]``).
         num_ori: grid size for fibre bundles (``None``: 16); must be ``None`` for point clouds.
         basis_dim: basis functions ``B`` (``None``: ``hidden_dim``).
         degree: highest power of the polynomial embedding of the attributes (3 = cubic).
@@ -218,7 +220,7 @@ class Ponita(nn.Module):
         edge_index = self._edges(data, pos, batch)  # [2, E]
 
         grid = self.grid.to(pos.dtype) if self.grid is not None else None
-        points = self.space.points(pos, x, vec, edge_index, grid)
+        points = self.space.points(pos, x, vec, self._frames(data, pos), edge_index, grid)
         graph, perm = receiver_csr(points.edge_index, points.pos.shape[0])
         edge_index = points.edge_index[:, perm]  # [2, E], receiver-sorted
         spatial, fibre = self.space.invariants(points, edge_index, grid)  # [E, (O, (O,)) K], [O, O, K_f]
@@ -260,6 +262,32 @@ class Ponita(nn.Module):
         if self.config.radius is not None:
             return radius_graph(pos, self.config.radius, batch, self_loops=self.config.self_loops)
         return fully_connected_graph(batch, pos.shape[0], self_loops=self.config.self_loops)
+
+    def _frames(self, data: Data, pos: Tensor) -> Tensor | None:
+        """Checked per-node orientations (``data.ori``) or rotations (``data.rot``), if the space needs them."""
+        key = self.space.frame_key
+        if key is None:
+            return None
+        num_nodes, dim = pos.shape
+        frames = getattr(data, key, None)
+        expected = (num_nodes, dim) if key == "ori" else (num_nodes, dim, dim)
+        if frames is None or frames.shape != expected:
+            shape = None if frames is None else list(frames.shape)
+            raise ValueError(f"space {self.config.space!r} needs data.{key} of shape {list(expected)}, got {shape}.")
+        frames = frames.to(pos.dtype)
+        tolerance = 1e-3 if pos.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-8
+        if key == "ori":
+            bad = ~torch.isfinite(frames).all(-1) | ((frames.norm(dim=-1) - 1.0).abs() > tolerance)  # [N]
+            fix = "normalise them, ori / ori.norm(dim=-1, keepdim=True)"
+        else:
+            identity = torch.eye(dim, dtype=pos.dtype, device=pos.device)
+            orthogonal = (frames.transpose(-1, -2) @ frames - identity).abs().amax(dim=(-1, -2)) <= tolerance
+            bad = ~torch.isfinite(frames).flatten(1).all(-1) | ~orthogonal | (torch.linalg.det(frames) <= 0)  # [N]
+            fix = "give rotation matrices (orthonormal columns, determinant +1)"
+        if bad.any():
+            index = int(bad.nonzero()[0])
+            raise ValueError(f"data.{key}[{index}] is not a valid {'unit vector' if key == 'ori' else 'rotation'}; {fix}.")
+        return frames
 
     def _inputs(self, data: Data) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """Checked ``pos, x, vec, batch, kernel_condition`` in the model's dtype."""

@@ -22,6 +22,7 @@ from ponita.geometry import (
     invariants_r3s2_point_cloud,
     invariants_rn,
     invariants_se_fibre_bundle,
+    invariants_se_point_cloud,
     polyhedron_grid_s2,
     repulsion_grid_s2,
     safe_norm,
@@ -30,7 +31,10 @@ from ponita.graph import lift_edges_to_oriented_points
 from ponita.nn import lift_scalars, lift_vectors, scalar_readout, vector_readout
 from ponita.ops import scatter_mean
 
-SPACES = ("R2", "R3", "R2xS1", "R3xS2", "R2xS1-lifted", "R3xS2-lifted", "SE2", "SE3")
+SPACES = (
+    "R2", "R3", "R2xS1", "R3xS2", "R2xS1-lifted", "R3xS2-lifted", "R2xS1-points", "R3xS2-points",
+    "SE2", "SE3", "SE2-points", "SE3-points",
+)
 """Names accepted by ``Ponita(space=...)``."""
 
 S2_GRIDS = ("fibonacci", "repulsion", "polyhedron")
@@ -42,7 +46,7 @@ class Points(NamedTuple):
 
     Attributes:
         pos: positions ``[M, n]``.
-        ori: orientations ``[M, n]`` of lifted points, else ``None``.
+        ori: orientations ``[M, n]`` of oriented points, rotations ``[M, n, n]`` of poses, else ``None``.
         features: lifted input features ``[M, F']`` or ``[M, O, F']``.
         edge_index: edges between the points ``[2, E]``.
         node_index: input node of each point ``[M]``, or ``None`` when points are the nodes.
@@ -60,6 +64,8 @@ class Space:
 
     dim: int
     is_fibre_bundle: bool = False
+    frame_key: str | None = None
+    """Input field with a frame per node: ``"ori"`` ``[N, n]`` or ``"rot"`` ``[N, n, n]``."""
     num_invariants: int
     num_fibre_invariants: int = 0
     channels_per_vector: int = 1
@@ -68,7 +74,9 @@ class Space:
         """The orientation grid (float64), or ``None`` for point clouds."""
         return None
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, edge_index: Tensor, grid: Tensor | None) -> Points:
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
         raise NotImplementedError
 
     def invariants(self, points: Points, edge_index: Tensor, grid: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -88,7 +96,9 @@ class EuclideanSpace(Space):
     def __init__(self, dim: int) -> None:
         self.dim = dim
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, edge_index: Tensor, grid: Tensor | None) -> Points:
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
         return Points(pos, None, x, edge_index, None)
 
     def invariants(self, points: Points, edge_index: Tensor, grid: Tensor | None) -> tuple[Tensor, None]:
@@ -106,7 +116,9 @@ class LiftedSpace(Space):
         self.num_invariants = 3 + (complete * (2 if dim == 3 else 1))
         self._invariants = invariants_r3s2_point_cloud if dim == 3 else invariants_r2s1_point_cloud
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, edge_index: Tensor, grid: Tensor | None) -> Points:
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
         lifted = lift_edges_to_oriented_points(pos, edge_index)
         vec_features = torch.einsum("mvd,md->mv", vec[lifted.node_index], lifted.ori)  # [M, V]
         features = torch.cat([x[lifted.node_index], vec_features], dim=-1)  # [M, F + V]
@@ -119,6 +131,53 @@ class LiftedSpace(Space):
         scalars = scatter_mean(f[:, :num_scalars], points.node_index, num_nodes)  # [N, S]
         vectors = f[:, num_scalars:, None] * points.ori[:, None, :]  # [M, V, n]
         return scalars, scatter_mean(vectors, points.node_index, num_nodes)  # [N, V, n]
+
+
+class OrientedPointCloud(Space):
+    """R^n×S^(n−1) point cloud whose orientations are given per node (``data.ori``), e.g. normals."""
+
+    frame_key = "ori"
+
+    def __init__(self, dim: int, complete: bool) -> None:
+        self.dim, self.complete = dim, complete
+        self.num_invariants = 3 + (complete * (2 if dim == 3 else 1))
+        self._invariants = invariants_r3s2_point_cloud if dim == 3 else invariants_r2s1_point_cloud
+
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
+        features = torch.cat([x, torch.einsum("nvd,nd->nv", vec, frames)], dim=-1)  # [N, F + V]
+        return Points(pos, frames, features, edge_index, None)
+
+    def invariants(self, points: Points, edge_index: Tensor, grid: Tensor | None) -> tuple[Tensor, None]:
+        return self._invariants(points.pos, points.ori, edge_index, self.complete), None  # [E, K]
+
+    def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int, grid: Tensor | None):
+        return f[:, :num_scalars], f[:, num_scalars:, None] * points.ori[:, None, :]  # [N, S], [N, V, n]
+
+
+class PosePointCloud(Space):
+    """SE(n) point cloud of poses: every node has a rotation (``data.rot``, columns = local axes)."""
+
+    frame_key = "rot"
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.channels_per_vector = dim
+        self.num_invariants = dim + (2 if dim == 2 else 6)
+
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
+        local_vec = torch.einsum("nvd,ndk->nvk", vec, frames).flatten(-2)  # [N, V·n]: Rᵀ v
+        return Points(pos, frames, torch.cat([x, local_vec], dim=-1), edge_index, None)
+
+    def invariants(self, points: Points, edge_index: Tensor, grid: Tensor | None) -> tuple[Tensor, None]:
+        return invariants_se_point_cloud(points.pos, points.ori, edge_index), None  # [E, K]
+
+    def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int, grid: Tensor | None):
+        local = f[:, num_scalars:].unflatten(-1, (-1, self.dim))  # [N, V, n]
+        return f[:, :num_scalars], torch.einsum("ndk,nvk->nvd", points.ori, local)  # [N, S], [N, V, n]: R f
 
 
 class PositionOrientationBundle(Space):
@@ -143,7 +202,9 @@ class PositionOrientationBundle(Space):
             return repulsion_grid_s2(num_ori)
         return polyhedron_grid_s2(num_ori)
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, edge_index: Tensor, grid: Tensor) -> Points:
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor
+    ) -> Points:
         features = torch.cat([lift_scalars(x, grid.shape[0]), lift_vectors(vec, grid)], dim=-1)  # [N, O, F + V]
         return Points(pos, None, features, edge_index, None)
 
@@ -176,7 +237,9 @@ class SpecialEuclideanBundle(Space):
     def grid(self, num_ori: int) -> Tensor:
         return grid_so2(num_ori) if self.dim == 2 else grid_so3(num_ori)
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, edge_index: Tensor, grid: Tensor) -> Points:
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor
+    ) -> Points:
         features = torch.cat([lift_scalars(x, grid.shape[0]), lift_vectors(vec, grid)], dim=-1)  # [N, O, F + V·n]
         return Points(pos, None, features, edge_index, None)
 
@@ -202,6 +265,10 @@ def make_space(name: str, complete: bool, separable: bool, grid_kind: str) -> Sp
         return EuclideanSpace(int(name[1]))
     if name in ("R2xS1-lifted", "R3xS2-lifted"):
         return LiftedSpace(int(name[1]), complete)
+    if name in ("R2xS1-points", "R3xS2-points"):
+        return OrientedPointCloud(int(name[1]), complete)
+    if name in ("SE2-points", "SE3-points"):
+        return PosePointCloud(int(name[2]))
     if name in ("R2xS1", "R3xS2"):
         return PositionOrientationBundle(int(name[1]), complete, separable, grid_kind)
     if name in ("SE2", "SE3"):

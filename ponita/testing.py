@@ -38,7 +38,8 @@ def assert_equivariant(
 ) -> tuple[Tensor, Tensor]:
     r"""Checks that ``model`` is SE(n)-equivariant and permutation-equivariant on ``data``.
 
-    Transforms the input by :math:`p \mapsto R p + t` (positions), :math:`v \mapsto R v` (``vec``)
+    Transforms the input by :math:`p \mapsto R p + t` (positions), :math:`v \mapsto R v` (``vec``,
+    ``ori``), :math:`R_i \mapsto R R_i` (``rot``)
     and a random permutation of the nodes within each graph (``x``, ``vec``, ``pos``,
     ``kernel_condition``; ``batch`` stays sorted; ``edge_index`` is relabelled), and checks
 
@@ -94,9 +95,13 @@ def assert_equivariant(
         value = getattr(data, name, None)
         if value is not None:
             setattr(transformed, name, value[perm])
-    vec = getattr(data, "vec", None)
-    if vec is not None:
-        transformed.vec = (vec @ rotation.T.to(vec.dtype))[perm]  # [N, V, n]
+    for name in ("vec", "ori"):
+        value = getattr(data, name, None)
+        if value is not None:
+            setattr(transformed, name, (value @ rotation.T.to(value.dtype))[perm])  # [N, (V,) n]
+    rot = getattr(data, "rot", None)
+    if rot is not None:
+        transformed.rot = (rotation.to(rot.dtype) @ rot)[perm]  # [N, n, n]
     edge_index = getattr(data, "edge_index", None)
     if edge_index is not None:
         inverse = torch.argsort(perm)  # [N]: old node → new node

@@ -15,7 +15,9 @@ from ponita.testing import assert_equivariant, assert_forces_match_finite_differ
 
 F64 = torch.float64
 BUNDLES = ("R2xS1", "R3xS2", "SE2", "SE3")
-POINT_CLOUDS = ("R2", "R3", "R2xS1-lifted", "R3xS2-lifted")
+POINT_CLOUDS = (
+    "R2", "R3", "R2xS1-lifted", "R3xS2-lifted", "R2xS1-points", "R3xS2-points", "SE2-points", "SE3-points",
+)
 
 
 def _dim(space: str) -> int:
@@ -46,9 +48,20 @@ def _data(space: str, num_nodes: int = 5, input_dim: int = 2, **extra: torch.Ten
     data = Data(pos=torch.randn(num_nodes, dim, dtype=F64), x=torch.randn(num_nodes, input_dim, dtype=F64))
     if _has_vectors(space):
         data.vec = torch.randn(num_nodes, 1, dim, dtype=F64)
+    if space.endswith("-points"):
+        frames = _frames(space, num_nodes)
+        data[frames[0]] = frames[1]
     for key, value in extra.items():
         data[key] = value
     return data
+
+
+def _frames(space: str, num_nodes: int) -> tuple[str, torch.Tensor]:
+    """The per-node frames a ``*-points`` space reads: unit ``ori`` or rotations ``rot``."""
+    dim = _dim(space)
+    if space.startswith("SE"):
+        return "rot", torch.stack([random_rotation(dim) for _ in range(num_nodes)])  # [N, n, n]
+    return "ori", torch.nn.functional.normalize(torch.randn(num_nodes, dim, dtype=F64), dim=-1)  # [N, n]
 
 
 def _planar_rotation(angle: float) -> torch.Tensor:
@@ -93,6 +106,9 @@ def test_ponita_is_equivariant_in_every_space(space: str, task_level: str) -> No
         ("SE2", dict(separable=False)),
         ("R3xS2-lifted", dict(complete_invariants=True)),
         ("R2xS1-lifted", dict(complete_invariants=True)),
+        ("R3xS2-points", dict(complete_invariants=True)),
+        ("R2xS1-points", dict(complete_invariants=True, radius=1.5)),
+        ("SE3-points", dict(depthwise=False)),
         ("R3", dict(depthwise=False, layer_scale=0.5)),
         ("R3xS2", dict(multiple_readouts=False)),
     ],
@@ -390,3 +406,21 @@ def test_ponita_rejects_edge_index_outside_nodes() -> None:
     model = _model("R3")
     with pytest.raises(ValueError, match="outside"):
         model(_data("R3", edge_index=torch.tensor([[0, 7], [1, 0]])))
+
+
+@pytest.mark.parametrize(
+    ("space", "key", "value", "message"),
+    [
+        ("R3xS2-points", "ori", None, r"space 'R3xS2-points' needs data.ori of shape \[5, 3\], got None"),
+        ("R3xS2-points", "ori", torch.ones(5, 3, dtype=F64), r"data.ori\[0\] is not a valid unit vector; normalise"),
+        ("SE3-points", "rot", torch.ones(5, 3, 3, dtype=F64), r"data.rot\[0\] is not a valid rotation"),
+        ("SE2-points", "rot", torch.diag(torch.tensor([1.0, -1.0], dtype=F64)).expand(5, 2, 2), r"data.rot\[0\] is not a valid rotation"),
+        ("SE2-points", "rot", torch.eye(3, dtype=F64).expand(5, 3, 3), r"needs data.rot of shape \[5, 2, 2\]"),
+    ],
+)
+def test_ponita_rejects_missing_or_invalid_frames(space: str, key: str, value, message: str) -> None:
+    model = _model(space)
+    data = _data(space)
+    data[key] = value
+    with pytest.raises(ValueError, match=message):
+        model(data)

@@ -12,6 +12,7 @@ from torch_geometric.data import Data
 
 import ponita
 from ponita import Ponita
+from ponita.geometry import random_rotation
 from ponita.testing import assert_reload_identical
 
 F64 = torch.float64
@@ -93,7 +94,13 @@ def test_ponita_reloads_bit_identical_in_process(space: str, tmp_path: Path) -> 
     if space in ("R2xS1", "R3xS2", "SE2", "SE3"):
         options["num_ori"] = 6
     model = Ponita(**options)
-    assert_reload_identical(model, Data(pos=torch.randn(5, dim), x=torch.randn(5, 2)), tmp_path)
+    data = Data(pos=torch.randn(5, dim), x=torch.randn(5, 2))
+    if space.endswith("-points"):
+        if space.startswith("SE"):
+            data.rot = torch.stack([random_rotation(dim, dtype=torch.float32) for _ in range(5)])  # [N, n, n]
+        else:
+            data.ori = torch.nn.functional.normalize(torch.randn(5, dim), dim=-1)  # [N, n]
+    assert_reload_identical(model, data, tmp_path)
 
 
 def test_reload_check_detects_a_different_network(tmp_path: Path) -> None:
