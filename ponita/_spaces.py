@@ -108,31 +108,6 @@ class EuclideanSpace(Space):
         return f, f.new_zeros(f.shape[0], 0, self.dim)  # [N, S], [N, 0, n]
 
 
-class LiftedSpace(Space):
-    """R^n×S^(n−1) point cloud made by lifting every directed edge to an oriented point."""
-
-    def __init__(self, dim: int, complete: bool) -> None:
-        self.dim, self.complete = dim, complete
-        self.num_invariants = 3 + (complete * (2 if dim == 3 else 1))
-        self._invariants = invariants_r3s2_point_cloud if dim == 3 else invariants_r2s1_point_cloud
-
-    def points(
-        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
-    ) -> Points:
-        lifted = lift_edges_to_oriented_points(pos, edge_index)
-        vec_features = torch.einsum("mvd,md->mv", vec[lifted.node_index], lifted.ori)  # [M, V]
-        features = torch.cat([x[lifted.node_index], vec_features], dim=-1)  # [M, F + V]
-        return Points(lifted.pos, lifted.ori, features, lifted.edge_index, lifted.node_index)
-
-    def invariants(self, points: Points, edge_index: Tensor, grid: Tensor | None) -> tuple[Tensor, None]:
-        return self._invariants(points.pos, points.ori, edge_index, self.complete), None  # [E, K]
-
-    def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int, grid: Tensor | None):
-        scalars = scatter_mean(f[:, :num_scalars], points.node_index, num_nodes)  # [N, S]
-        vectors = f[:, num_scalars:, None] * points.ori[:, None, :]  # [M, V, n]
-        return scalars, scatter_mean(vectors, points.node_index, num_nodes)  # [N, V, n]
-
-
 class OrientedPointCloud(Space):
     """R^n×S^(n−1) point cloud whose orientations are given per node (``data.ori``), e.g. normals."""
 
@@ -153,7 +128,28 @@ class OrientedPointCloud(Space):
         return self._invariants(points.pos, points.ori, edge_index, self.complete), None  # [E, K]
 
     def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int, grid: Tensor | None):
-        return f[:, :num_scalars], f[:, num_scalars:, None] * points.ori[:, None, :]  # [N, S], [N, V, n]
+        return f[:, :num_scalars], f[:, num_scalars:, None] * points.ori[:, None, :]  # [M, S], [M, V, n]
+
+
+class LiftedSpace(OrientedPointCloud):
+    """R^n×S^(n−1) point cloud made by lifting every directed edge to an oriented point.
+
+    The lifted points are an :class:`OrientedPointCloud` whose outputs are averaged back to atoms.
+    """
+
+    frame_key = None
+
+    def points(
+        self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor, grid: Tensor | None
+    ) -> Points:
+        lifted = lift_edges_to_oriented_points(pos, edge_index)
+        index = lifted.node_index  # [M]
+        points = super().points(lifted.pos, x[index], vec[index], lifted.ori, lifted.edge_index, grid)
+        return points._replace(node_index=index)
+
+    def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int, grid: Tensor | None):
+        scalars, vectors = super().readout(f, num_scalars, points, num_nodes, grid)  # [M, S], [M, V, n]
+        return scatter_mean(scalars, points.node_index, num_nodes), scatter_mean(vectors, points.node_index, num_nodes)
 
 
 class PosePointCloud(Space):
