@@ -1,15 +1,31 @@
-"""Interatomic potentials built on :class:`ponita.Ponita`, their checkpoints and an ASE calculator."""
+"""The model zoo: interatomic potentials built on :class:`ponita.Ponita`, an ASE calculator, and one
+checkpoint format (:func:`save_model` / :func:`load_model`) for every zoo model."""
 
 from ._calculator import PonitaCalculator
-from ._checkpoint import CHECKPOINT_FORMAT, load_potential, read_checkpoint_metadata, save_potential
-from ._energy_model import PonitaPotential, compute_forces
+from ._checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    ZooModel,
+    load_model,
+    model_classes,
+    read_checkpoint,
+    register_model,
+    save_model,
+)
+from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "Checkpoint",
     "PonitaCalculator",
     "PonitaPotential",
+    "PotentialConfig",
+    "ZooModel",
     "compute_forces",
+    "load_model",
     "load_potential",
-    "read_checkpoint_metadata",
-    "save_potential",
+    "model_classes",
+    "read_checkpoint",
+    "register_model",
+    "save_model",
 ]

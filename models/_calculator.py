@@ -8,8 +8,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from torch_geometric.data import Data
 
-from ._checkpoint import load_potential
-from ._energy_model import PonitaPotential
+from ._energy_model import PonitaPotential, load_potential
 
 # ponita works in meV and meV/Å; ASE in eV and eV/Å.
 _MEV_TO_EV = 1e-3

@@ -1,106 +1,204 @@
-"""Saving and loading a :class:`PonitaPotential`: weights, constructor arguments and code versions."""
+"""One checkpoint format for every zoo model: class, config, weights, task, statistics and code versions.
 
+A zoo model follows the protocol of :class:`ZooModel`: a dataclass ``config`` holding its constructor
+arguments (statistics included) and a ``from_config`` class method that rebuilds the architecture. The
+:func:`register_model` decorator makes a class loadable by name, so :func:`load_model` needs nothing but
+the file.
+"""
+
+import dataclasses
 import logging
-import pickle
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import torch
+from torch import nn
 
 import ponita
 
-from ._energy_model import PonitaPotential
-
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "ponita-potential/1"
-"""The value of the ``"format"`` key of every potential checkpoint written by :func:`save_potential`."""
+CHECKPOINT_FORMAT = "ponita-model/1"
+"""The value of the ``"format"`` key of every checkpoint written by :func:`save_model`."""
+
+_LEGACY_POTENTIAL_FORMAT = "ponita-potential/1"  # ponita 0.1.0; read and converted by _convert_legacy
+_MODELS: dict[str, type[nn.Module]] = {}
+
+ModelType = TypeVar("ModelType", bound=type[nn.Module])
 
 
-def save_potential(model: PonitaPotential, path: str | Path, **metadata: object) -> Path:
-    """Writes ``model`` to ``path`` as a self-describing checkpoint.
+@runtime_checkable
+class ZooModel(Protocol):
+    """What every model of the zoo provides (``ponita.Ponita`` itself follows the same convention).
 
-    The file is a ``torch.save`` dict with keys ``format`` (:data:`CHECKPOINT_FORMAT`), ``config`` (the
-    constructor arguments, :meth:`PonitaPotential.config`), ``state_dict`` (weights and buffers, on the
-    CPU), ``dtype`` (``"float32"`` or ``"float64"``), ``versions`` (ponita and torch) and ``metadata``
-    (anything JSON-like the caller adds, e.g. the training config and test scores).
+    Attributes:
+        config_class: the dataclass of the constructor arguments.
+        config: this model's instance of ``config_class``; ``type(model).from_config(model.config)``
+            builds the same architecture (with fresh weights).
+        calibrated: whether :meth:`calibrate` has run (it is stored in the state dict).
+    """
+
+    config_class: ClassVar[type]
+    config: Any
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ZooModel": ...
+
+    @property
+    def calibrated(self) -> bool: ...
+
+    def calibrate(self, data: Any) -> None: ...
+
+
+def register_model(cls: ModelType) -> ModelType:
+    """Class decorator: makes ``cls`` loadable by :func:`load_model` under its class name.
+
+    Raises:
+        TypeError: if ``cls`` lacks ``config_class`` or ``from_config``, or another class has its name.
+    """
+    if not dataclasses.is_dataclass(getattr(cls, "config_class", None)) or not hasattr(cls, "from_config"):
+        raise TypeError(f"{cls.__name__} needs a dataclass config_class and a from_config classmethod.")
+    if _MODELS.get(cls.__name__, cls) is not cls:
+        raise TypeError(f"Another model class is already registered as {cls.__name__!r}.")
+    _MODELS[cls.__name__] = cls
+    return cls
+
+
+def model_classes() -> dict[str, type[nn.Module]]:
+    """The registered zoo model classes by name."""
+    return dict(_MODELS)
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a model checkpoint (see :func:`save_model`).
+
+    Attributes:
+        path: the file it was read from.
+        model_class: name of the model class (a key of :func:`model_classes`).
+        config: the model's config as a dict.
+        state_dict: weights and buffers.
+        dtype: ``"float32"``, ``"float64"`` or ``"bfloat16"``.
+        task: the training task that produced it (e.g. ``"md17"``), or ``None``.
+        metadata: JSON-like extras: the training config, the data protocol, statistics, epoch.
+        versions: ponita and torch versions that wrote it.
+    """
+
+    path: Path
+    model_class: str
+    config: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    dtype: str
+    task: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def build(self, map_location: str | torch.device = "cpu") -> nn.Module:
+        """The model with the saved weights, buffers and dtype, in eval mode on ``map_location``."""
+        cls = _MODELS.get(self.model_class)
+        if cls is None:
+            raise ValueError(
+                f"{self.path} holds a {self.model_class!r}, which is not a known ponita model "
+                f"(known: {', '.join(sorted(_MODELS)) or 'none'}); import the module that defines it first."
+            )
+        saved = self.versions.get("ponita")
+        if saved is not None and saved != ponita.__version__:
+            warnings.warn(
+                f"{self.path} was written by ponita {saved}; this is ponita {ponita.__version__}. Outputs may differ.",
+                stacklevel=3,
+            )
+        model = cls.from_config(cls.config_class(**self.config))
+        if self.dtype == "float64":
+            model.double()  # other dtypes: the weights are cast on loading; float64 buffers (grids) stay exact
+        model.load_state_dict(self.state_dict)
+        return model.to(map_location).eval()
+
+
+def save_model(model: nn.Module, path: str | Path, task: str | None = None, **metadata: Any) -> Path:
+    """Writes a zoo model to ``path`` as a self-describing checkpoint.
+
+    The file is a ``torch.save`` dict with keys ``format`` (:data:`CHECKPOINT_FORMAT`), ``model_class``,
+    ``config`` (``dataclasses.asdict(model.config)``), ``state_dict`` (on the CPU), ``dtype``, ``task``,
+    ``versions`` (ponita and torch) and ``metadata`` (JSON-like values the caller adds, e.g. the
+    training config, the data protocol and the dataset statistics). It loads with ``weights_only=True``.
 
     Args:
-        model: the potential to save.
+        model: a registered zoo model (see :func:`register_model`).
         path: the file to write; its folder is created.
+        task: the name of the training task, so commands that take the file know what it is.
         **metadata: extra JSON-like values stored under ``"metadata"``.
 
     Returns:
         ``path`` as a ``Path``.
 
-    Example:
-        >>> model = PonitaPotential([1], {1: 0.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4)
-        >>> path = save_potential(model, "/tmp/potential.pt")  # doctest: +SKIP
+    Raises:
+        TypeError: if ``model`` is not a registered zoo model.
     """
+    name = type(model).__name__
+    if _MODELS.get(name) is not type(model):
+        raise TypeError(f"{name} is not a registered zoo model; decorate its class with @register_model.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
-        "config": model.config(),
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
-        "dtype": str(model.network.embedding.weight.dtype).removeprefix("torch."),
+        "model_class": name,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()},
+        "dtype": str(dtype).removeprefix("torch."),
+        "task": task,
         "versions": {"ponita": str(ponita.__version__), "torch": str(torch.__version__)},
         "metadata": dict(metadata),
     }
     torch.save(checkpoint, path)
-    logger.info("Saved the potential to %s", path)
+    logger.info("Saved the %s to %s", name, path)
     return path
 
 
-def read_checkpoint_metadata(path: str | Path) -> dict[str, object]:
-    """The ``metadata`` dict of a potential checkpoint (e.g. the training config and data protocol)."""
-    return dict(_read(path, "cpu").get("metadata", {}))
-
-
-def load_potential(path: str | Path, map_location: str | torch.device = "cpu") -> PonitaPotential:
-    """Rebuilds the potential saved by :func:`save_potential`, in eval mode.
-
-    Warns when the checkpoint was written by another ponita version.
-
-    Args:
-        path: a checkpoint file written by :func:`save_potential` (or by ``ponita train``).
-        map_location: the device to load onto.
-
-    Returns:
-        The potential, with the saved weights, buffers and dtype.
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Reads and checks a model checkpoint, also one written by ponita 0.1.0 (``ponita-potential/1``).
 
     Raises:
-        ValueError: if the file is not a ponita potential checkpoint.
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is unreadable (truncated, not a torch file) or not a ponita model
+            checkpoint; the message names the file and what to pass instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+    try:
+        raw = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # zip, pickle and EOF errors of torch.load all mean: not a readable checkpoint
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a readable checkpoint (truncated, or not written by torch.save): {reason}") from None
+    found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+    if found == _LEGACY_POTENTIAL_FORMAT:
+        raw = _convert_legacy(raw)
+    elif found != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} is not a ponita model checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}). "
+            "Pass the model file written by `ponita train` (e.g. potential.pt) or save_model; Lightning's .ckpt "
+            "files hold the training state and are used with `ponita train --resume`."
+        )
+    return Checkpoint(path, raw["model_class"], raw["config"], raw["state_dict"], raw["dtype"], raw.get("task"),
+                      dict(raw.get("metadata") or {}), dict(raw.get("versions") or {}))
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuilds the model saved by :func:`save_model`, in eval mode; warns if another ponita version wrote it.
 
     Example:
-        >>> model = load_potential("runs/ethanol/potential.pt")  # doctest: +SKIP
+        >>> model = load_model("runs/quick/potential.pt")  # doctest: +SKIP
     """
-    checkpoint = _read(path, map_location)
-    saved_version = checkpoint["versions"]["ponita"]
-    if saved_version != ponita.__version__:
-        warnings.warn(
-            f"{path} was written by ponita {saved_version}; this is ponita {ponita.__version__}. "
-            "Outputs may differ.",
-            stacklevel=2,
-        )
-    model = PonitaPotential(**checkpoint["config"])
-    if checkpoint["dtype"] == "float64":
-        model.double()
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(map_location).eval()
+    return read_checkpoint(path, map_location).build(map_location)
 
 
-def _read(path: str | Path, map_location: str | torch.device) -> dict:
-    """Reads and checks a potential checkpoint."""
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        checkpoint = None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(
-            f"{path} is not a ponita potential checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}). "
-            "Pass the potential.pt written by `ponita train` or save_potential; Lightning's .ckpt files hold "
-            "the training state and are used with `ponita train --resume`."
-        )
-    return checkpoint
+def _convert_legacy(raw: dict[str, Any]) -> dict[str, Any]:
+    """A ``ponita-potential/1`` file (flat potential arguments, flat rMD17 training config) in today's layout."""
+    config = dict(raw["config"])
+    potential = {key: config.pop(key) for key in ("atomic_numbers", "reference_energies", "scale")}
+    metadata = dict(raw.get("metadata") or {})
+    return {**raw, "model_class": "PonitaPotential", "config": {**potential, "network": config},
+            "task": "md17", "metadata": metadata}

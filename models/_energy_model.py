@@ -4,6 +4,9 @@ Bekkers et al., "Fast, Expressive SE(n) Equivariant Networks through Weight-Shar
 Position-Orientation Space", ICLR 2024 (arXiv 2310.02970), rMD17 experiments.
 """
 
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +14,8 @@ from torch_geometric.data import Data
 
 from ponita import Ponita
 from ponita.ops import scatter_sum
+
+from ._checkpoint import read_checkpoint, register_model
 
 # The largest atomic number in the periodic table (oganesson); size of the element lookup table.
 _MAX_ATOMIC_NUMBER = 118
@@ -43,6 +48,25 @@ def compute_forces(energy: Tensor, pos: Tensor, training: bool) -> Tensor:
     return -gradient
 
 
+@dataclass
+class PotentialConfig:
+    """The constructor arguments of :class:`PonitaPotential`, statistics included.
+
+    Attributes:
+        atomic_numbers: the elements the model knows, in one-hot order.
+        reference_energies: :math:`E_0` per atomic number (meV).
+        scale: :math:`s`, the RMS of the training forces (meV/Å).
+        network: the :class:`ponita.Ponita` arguments (see :class:`ponita.PonitaConfig`) except those the
+            potential sets itself.
+    """
+
+    atomic_numbers: list[int]
+    reference_energies: dict[int, float]
+    scale: float
+    network: dict[str, Any] = field(default_factory=dict)
+
+
+@register_model
 class PonitaPotential(nn.Module):
     r"""A PONITA network that predicts a molecule's energy as a sum of atomic energies, and forces.
 
@@ -88,6 +112,8 @@ class PonitaPotential(nn.Module):
         (torch.Size([1]), torch.Size([3, 3]))
     """
 
+    config_class = PotentialConfig
+
     def __init__(
         self,
         atomic_numbers: list[int],
@@ -98,7 +124,9 @@ class PonitaPotential(nn.Module):
         super().__init__()
         atomic_numbers = [int(z) for z in atomic_numbers]
         self._check_arguments(atomic_numbers, reference_energies, scale, ponita_options)
-        self.ponita_options = dict(ponita_options)
+        self.config = PotentialConfig(
+            atomic_numbers, {z: float(reference_energies[z]) for z in atomic_numbers}, float(scale), dict(ponita_options)
+        )
         self.network = Ponita(
             input_dim=len(atomic_numbers), output_dim=1, task_level="node", **ponita_options
         )
@@ -135,20 +163,15 @@ class PonitaPotential(nn.Module):
         if fixed:
             raise TypeError(f"PonitaPotential sets {fixed} itself; remove them from the arguments.")
 
-    def config(self) -> dict[str, object]:
-        """The constructor arguments: ``PonitaPotential(**model.config())`` rebuilds the architecture.
+    @classmethod
+    def from_config(cls, config: PotentialConfig) -> "PonitaPotential":
+        """A potential with the architecture and statistics of ``config`` (fresh network weights)."""
+        return cls(config.atomic_numbers, config.reference_energies, config.scale, **config.network)
 
-        Returns:
-            ``{"atomic_numbers": ..., "reference_energies": ..., "scale": ..., **ponita_options}``.
-        """
-        atomic_numbers = self.atomic_numbers.tolist()
-        energies = self.reference_energies.tolist()
-        return {
-            "atomic_numbers": atomic_numbers,
-            "reference_energies": dict(zip(atomic_numbers, energies)),
-            "scale": float(self.scale),
-            **self.ponita_options,
-        }
+    @property
+    def calibrated(self) -> bool:
+        """Whether :meth:`calibrate` has run (stored in the state dict)."""
+        return bool(self.network.calibrated)
 
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         """Energies and forces of a batch of molecules; ``data`` is not modified.
@@ -198,3 +221,21 @@ class PonitaPotential(nn.Module):
 
     def extra_repr(self) -> str:
         return f"atomic_numbers={self.atomic_numbers.tolist()}, scale={float(self.scale):.4g}"
+
+
+def load_potential(path: str | Path, map_location: str | torch.device = "cpu") -> PonitaPotential:
+    """Loads a potential saved by :func:`ponita.models.save_model` (e.g. ``potential.pt``), in eval mode.
+
+    Raises:
+        ValueError: if the file is unreadable, or holds another kind of model (the message names it).
+
+    Example:
+        >>> model = load_potential("runs/quick/potential.pt")  # doctest: +SKIP
+    """
+    checkpoint = read_checkpoint(path, map_location)
+    if checkpoint.model_class != PonitaPotential.__name__:
+        raise ValueError(
+            f"{path} holds a {checkpoint.model_class} (task {checkpoint.task!r}), not an interatomic potential; "
+            "pass a potential.pt written by `ponita train md17`."
+        )
+    return checkpoint.build(map_location)

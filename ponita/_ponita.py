@@ -29,7 +29,7 @@ DEFAULT_NUM_ORI = 16
 
 @dataclass
 class PonitaConfig:
-    """Every argument of :class:`Ponita`; ``Ponita(**dataclasses.asdict(config))`` rebuilds a network.
+    """Every argument of :class:`Ponita`; ``Ponita.from_config(config)`` rebuilds a network.
 
     Attributes:
         input_dim: number of input scalars per node ``F`` (``data.x``; 0 for none).
@@ -84,6 +84,37 @@ class PonitaConfig:
     self_loops: bool = True
     kernel_condition_dim: int = 0
 
+    def __post_init__(self) -> None:
+        """Checks the options once, where they enter; the network then trusts them."""
+        config = self
+        if config.space not in SPACES:
+            raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
+        if config.task_level not in TASK_LEVELS:
+            raise ValueError(f"Unknown task_level {config.task_level!r}; choose one of {TASK_LEVELS}.")
+        is_bundle = config.space in ("R2xS1", "R3xS2", "SE2", "SE3")
+        if not is_bundle and config.num_ori is not None:
+            raise ValueError(
+                f"space {config.space!r} is a point cloud without an orientation grid; leave num_ori=None "
+                "or choose a fibre-bundle space (R2xS1, R3xS2, SE2, SE3)."
+            )
+        if is_bundle and config.num_ori is not None and config.num_ori < 1:
+            raise ValueError(f"num_ori must be ≥ 1 for the fibre bundle {config.space!r}, got {config.num_ori}.")
+        if config.space in ("R2", "R3") and (config.input_dim_vec or config.output_dim_vec):
+            raise ValueError(
+                f"space {config.space!r} has only scalar features; for vector inputs or outputs use "
+                f"'R{config.space[1]}xS{int(config.space[1]) - 1}' or another space with orientations."
+            )
+        for name in ("input_dim", "input_dim_vec", "output_dim", "output_dim_vec", "kernel_condition_dim"):
+            if getattr(config, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(config, name)}.")
+        for name in ("hidden_dim", "num_layers", "widening_factor"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(config, name)}.")
+        if config.input_dim + config.input_dim_vec == 0:
+            raise ValueError("The network needs input: set input_dim (data.x) or input_dim_vec (data.vec) ≥ 1.")
+        if config.radius is not None and config.radius <= 0:
+            raise ValueError(f"radius must be positive or None (fully connected), got {config.radius}.")
+
 
 class Ponita(nn.Module):
     r"""SE(n)-equivariant network with weight sharing over bi-invariant point-pair attributes.
@@ -121,7 +152,6 @@ class Ponita(nn.Module):
         if unknown:
             raise TypeError(f"Unknown Ponita argument(s) {sorted(unknown)}; valid arguments: {sorted(valid)}.")
         self.config = config = PonitaConfig(input_dim=input_dim, **options)  # type: ignore[arg-type]
-        self._check_config(config)
         self.space = make_space(config.space, config.complete_invariants, config.separable, config.grid)
         self.dim = self.space.dim
         hidden_dim = config.hidden_dim
@@ -151,41 +181,22 @@ class Ponita(nn.Module):
         self.readouts = nn.ModuleList(nn.Linear(hidden_dim, readout_dim) for _ in range(num_readouts))
         self.reset_parameters()
 
+    @classmethod
+    def from_config(cls, config: PonitaConfig) -> "Ponita":
+        """A new network with the architecture ``config`` (fresh weights): ``Ponita.from_config(model.config)``.
+
+        Example:
+            >>> model = Ponita(input_dim=2, hidden_dim=8, num_layers=1, num_ori=4)
+            >>> Ponita.from_config(model.config).config == model.config
+            True
+        """
+        return cls(**dataclasses.asdict(config))
+
     def _conv(self, hidden_dim: int, basis_dim: int) -> PointCloudConv | FibreBundleConv:
         config = self.config
         if self.space.is_fibre_bundle:
             return FibreBundleConv(hidden_dim, basis_dim, separable=config.separable, depthwise=config.depthwise)
         return PointCloudConv(hidden_dim, basis_dim, depthwise=config.depthwise)
-
-    @staticmethod
-    def _check_config(config: PonitaConfig) -> None:
-        if config.space not in SPACES:
-            raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
-        if config.task_level not in TASK_LEVELS:
-            raise ValueError(f"Unknown task_level {config.task_level!r}; choose one of {TASK_LEVELS}.")
-        is_bundle = config.space in ("R2xS1", "R3xS2", "SE2", "SE3")
-        if not is_bundle and config.num_ori is not None:
-            raise ValueError(
-                f"space {config.space!r} is a point cloud without an orientation grid; leave num_ori=None "
-                "or choose a fibre-bundle space (R2xS1, R3xS2, SE2, SE3)."
-            )
-        if is_bundle and config.num_ori is not None and config.num_ori < 1:
-            raise ValueError(f"num_ori must be ≥ 1 for the fibre bundle {config.space!r}, got {config.num_ori}.")
-        if config.space in ("R2", "R3") and (config.input_dim_vec or config.output_dim_vec):
-            raise ValueError(
-                f"space {config.space!r} has only scalar features; for vector inputs or outputs use "
-                f"'R{config.space[1]}xS{int(config.space[1]) - 1}' or another space with orientations."
-            )
-        for name in ("input_dim", "input_dim_vec", "output_dim", "output_dim_vec", "kernel_condition_dim"):
-            if getattr(config, name) < 0:
-                raise ValueError(f"{name} must be ≥ 0, got {getattr(config, name)}.")
-        for name in ("hidden_dim", "num_layers", "widening_factor"):
-            if getattr(config, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(config, name)}.")
-        if config.input_dim + config.input_dim_vec == 0:
-            raise ValueError("The network needs input: set input_dim (data.x) or input_dim_vec (data.vec) ≥ 1.")
-        if config.radius is not None and config.radius <= 0:
-            raise ValueError(f"radius must be positive or None (fully connected), got {config.radius}.")
 
     def reset_parameters(self) -> None:
         """Re-initialises every parameter and clears the calibration flag."""

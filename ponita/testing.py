@@ -180,23 +180,24 @@ def assert_forces_match_finite_differences(
 
 
 def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) -> nn.Module:
-    """Saves ``{"config", "state_dict"}``, rebuilds a :class:`ponita.Ponita` from it and compares outputs bit for bit.
+    """Saves ``{"config", "state_dict"}``, rebuilds the model from it and compares outputs bit for bit.
 
-    The checkpoint is ``{"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}``
-    written with :func:`torch.save`; the new network is ``Ponita(**config)`` in the dtype of the
-    saved weights, loaded with ``load_state_dict(strict=True)``.
+    Works for :class:`ponita.Ponita` and every zoo model: anything with a dataclass ``config`` and a
+    ``from_config`` class method (``type(model).from_config(config)`` builds the architecture). The
+    checkpoint is ``{"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}``
+    written with :func:`torch.save` and read with ``weights_only=True``; the new model is built from the
+    config, cast to float64 if the saved weights are, and loaded with ``load_state_dict(strict=True)``.
 
     Args:
-        model: a :class:`ponita.Ponita` (anything with a dataclass ``config`` whose fields are its
-            constructor arguments).
+        model: the model to check.
         data: the input to compare on.
         tmp_path: a directory to write ``checkpoint.pt`` into.
 
     Returns:
-        The reloaded network.
+        The reloaded model.
 
     Raises:
-        AssertionError: if an output of the reloaded network differs in any bit.
+        AssertionError: if an output of the reloaded model differs in any bit.
 
     Example:
         >>> import ponita, tempfile
@@ -206,21 +207,21 @@ def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) 
         ...     reloaded = assert_reload_identical(model, data, directory)
     """
     __tracebackhide__ = True
-    from ponita._ponita import Ponita
-
     path = Path(tmp_path) / "checkpoint.pt"
     torch.save({"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}, path)
     checkpoint = torch.load(path, weights_only=True)
-    reloaded = Ponita(**checkpoint["config"]).to(_model_dtype(model, torch.get_default_dtype()))
+    reloaded = type(model).from_config(type(model.config)(**checkpoint["config"]))
+    if _model_dtype(model, torch.float32) == torch.float64:
+        reloaded.double()
     reloaded.load_state_dict(checkpoint["state_dict"], strict=True)
     reloaded.train(model.training)
     expected = model(data)
     actual = reloaded(data)
-    for name, a, b in zip(("scalar", "vector"), actual, expected):
+    for index, (a, b) in enumerate(zip(actual, expected)):
         if a.shape != b.shape or a.dtype != b.dtype or not torch.equal(a, b):
             difference = float((a - b).detach().abs().max()) if a.shape == b.shape else float("nan")
             raise AssertionError(
-                f"Reloaded {name} output differs from the original (max difference {difference:.3e}, "
+                f"Reloaded output {index} differs from the original (max difference {difference:.3e}, "
                 f"shapes {list(a.shape)} vs {list(b.shape)}, dtypes {a.dtype} vs {b.dtype})."
             )
     return reloaded

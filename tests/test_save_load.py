@@ -106,14 +106,17 @@ def test_ponita_reloads_bit_identical_in_process(space: str, tmp_path: Path) -> 
 def test_reload_check_detects_a_different_network(tmp_path: Path) -> None:
     model, data = _model_and_data(CONFIGS["r3s2-fibonacci"])
 
-    class Shifted(Ponita):  # outputs differ from those of the Ponita rebuilt from the checkpoint
+    class Shifted(Ponita):  # state outside the config and the state dict: the rebuilt network lacks it
+        shift = 0.0
+
         def forward(self, data):
             scalar, vector = super().forward(data)
-            return scalar + 1e-12, vector
+            return scalar + self.shift, vector
 
     shifted = Shifted(**dataclasses.asdict(model.config)).to(F64)
     shifted.load_state_dict(model.state_dict())
-    with pytest.raises(AssertionError, match="Reloaded scalar output differs"):
+    shifted.shift = 1e-12
+    with pytest.raises(AssertionError, match="Reloaded output 0 differs"):
         assert_reload_identical(shifted, data, tmp_path)
 
 

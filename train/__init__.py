@@ -1,35 +1,48 @@
-"""Training, testing and simulating ponita potentials (PyTorch Lightning, ASE) and the ``ponita`` command."""
+"""Training, testing and simulating zoo models (PyTorch Lightning, ASE) and the ``ponita`` command.
+
+One shared stack serves every task: a task (:class:`Task`, registered with :func:`register_task`) supplies
+its data, statistics, model, loss, metrics and test; :func:`train` / :func:`fit` do the rest. Configs are
+:class:`TrainConfig` objects loaded from per-task YAML presets (:func:`load_config`).
+"""
 
 from ._config import TrainConfig, config_fields, load_config, preset_names, save_config
-from ._data_module import EpochSampler, PotentialDataModule, RotatedFrames
+from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
-from ._lightning_module import PotentialTask, cosine_with_warmup, energy_force_loss
+from ._lightning_module import TaskModule, cosine_with_warmup
+from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
-from ._run import RunResult, export_potential, md17_protocol, resume_config, test_potential, train_md17, train_potential
+from ._run import RunResult, export_model, fit, resume_config, task_from_checkpoint, test_checkpoint, train
+from ._task import Task, register_task, task_class, tasks
 
 __all__ = [
     "ENSEMBLES",
     "EpochSampler",
+    "MD17Options",
+    "MD17Task",
     "MDResult",
-    "PotentialDataModule",
-    "PotentialTask",
     "RotatedFrames",
     "RunResult",
+    "Task",
+    "TaskDataModule",
+    "TaskModule",
     "TrainConfig",
     "config_fields",
     "cosine_with_warmup",
     "energy_force_loss",
     "evaluate_potential",
-    "export_potential",
+    "export_model",
+    "fit",
     "load_config",
-    "md17_protocol",
     "plot_learning_curve",
     "preset_names",
+    "register_task",
     "resume_config",
     "run_md",
     "save_config",
-    "test_potential",
-    "train_md17",
-    "train_potential",
+    "task_class",
+    "task_from_checkpoint",
+    "tasks",
+    "test_checkpoint",
+    "train",
 ]

@@ -1,53 +1,60 @@
-"""The training configuration: one dataclass, filled from YAML presets, YAML files and ``key=value`` overrides."""
+"""The training configuration: shared fields, the network's options and the task's options, from YAML and ``key=value``.
+
+A config has three parts, written as one YAML file::
+
+    task: md17                # which task (see ``ponita train --list``)
+    output: runs/quick        # shared fields: optimisation, schedule, EMA, hardware
+    lr: 2.0e-3
+    model:                    # every option of ponita.PonitaConfig that the task's model does not set itself
+      space: R3xS2
+      hidden_dim: 64
+    task_options:             # the task's own dataclass (data, loss weights, test protocol)
+      molecule: ethanol
+
+A ``key=value`` override names a field as ``section.field`` (``model.hidden_dim=64``) or by its bare name
+when only one part has it (``hidden_dim=64``). Unknown keys are errors that list the valid ones.
+"""
 
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ponita import SPACES
-from ponita.datasets import RMD17_MOLECULES
+from ponita import PonitaConfig
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+from ._task import Task, task_class
+
 PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+OPTIMIZERS = ("adam", "adamw")
+SECTIONS = ("model", "task_options")
 
 
 @dataclass
 class TrainConfig:
-    """Everything a ``ponita train md17`` run needs; the presets in ``train/presets`` set these fields.
+    """Everything a ``ponita train <task>`` run needs; the presets in ``train/presets/<task>/`` set it.
 
     Attributes:
-        molecule: rMD17 molecule.
-        split: official rMD17 split, 1 to 5 (train on 950 frames of train_k, validate on 50, test on test_k).
-        data_dir: folder with the rMD17 files; ``None`` uses the bundled ethanol split 1.
-        num_val: validation frames taken from the 1000 training frames.
-        output: run folder (checkpoints, logs, plot, potential.pt, test.json).
-        space: Ponita space.
-        hidden_dim: channels.
-        num_layers: ConvNeXt layers.
-        num_ori: orientation grid size.
-        basis_dim: kernel basis functions (``None``: ``hidden_dim``).
-        degree: polynomial degree of the attribute embedding.
-        widening_factor: ConvNeXt MLP widening.
-        layer_scale: initial layer scale (``None``: off).
-        multiple_readouts: average readouts of every layer.
-        radius: cutoff radius in Å (``None``: fully connected).
-        batch_size: molecules per batch (per process).
-        lr: peak learning rate of Adam.
-        weight_decay: weight decay on the weight matrices (not on biases).
-        lambda_forces: :math:`\\lambda_F`; the energy term of the loss is divided by it.
+        task: the task's name (a key of :func:`ponita.train.tasks`).
+        output: run folder (``config.yaml``, checkpoints, logs, the model file, ``test.json``, plot).
+        seed: seed of initialisation, shuffling and augmentation.
+        batch_size: samples per batch (per process).
+        optimizer: ``"adam"`` (weight decay as an L2 term, as the reference code) or ``"adamw"``
+            (decoupled weight decay).
+        lr: peak learning rate.
+        weight_decay: weight decay on the weight matrices (not on biases and scales).
         max_epochs: epochs; also the horizon of the cosine schedule.
         warmup_epochs: linear warm-up (may be fractional); the schedule is updated every step.
         max_time_minutes: stop after this wall time (Lightning ``max_time``); ``None``: no limit.
-        early_stopping_patience: stop after this many validations without a better val force MAE.
-        ema_decay: decay of the weight EMA used for validation, testing and the exported potential.
-        gradient_clip: gradient-norm clipping value.
-        seed: seed of initialisation, shuffling and augmentation.
+        early_stopping_patience: stop after this many validations without a better monitored metric.
+        ema_decay: decay of the weight EMA used for validation, testing and the exported model.
+        gradient_clip: gradient-norm clipping value (``None``: off).
         precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``.
         accelerator: Lightning accelerator.
         devices: devices per node.
@@ -56,39 +63,25 @@ class TrainConfig:
         num_threads: torch CPU threads per process (``None``: torch's default).
         num_workers: DataLoader workers.
         check_val_every_n_epoch: validation interval in epochs.
-        test_rotations: after training, also report test MAEs averaged over this many random rotations (0: off).
-        test_batch_size: molecules per batch when testing.
+        test_batch_size: samples per batch when testing.
+        model: :class:`ponita.PonitaConfig` options (the task's model sets the rest, e.g. ``input_dim``).
+        task_options: the task's options, an instance of its ``options_class``.
     """
 
-    # Data: rMD17 protocol, 950 train / 50 val frames of train_k, test on the 1000 frames of test_k.
-    molecule: str = "ethanol"
-    split: int = 1
-    data_dir: str | None = None
-    num_val: int = 50
-    output: str = "runs/md17"
-    # Model: the arguments of ponita.Ponita (paper values for rMD17).
-    space: str = "R3xS2"
-    hidden_dim: int = 128
-    num_layers: int = 5
-    num_ori: int = 20
-    basis_dim: int | None = 256
-    degree: int = 3
-    widening_factor: int = 4
-    layer_scale: float | None = None
-    multiple_readouts: bool = True
-    radius: float | None = None
-    # Optimisation (paper: Adam 5e-4, batch 5, 5000 epochs, 100 warm-up, EMA 0.99, clip 0.5, λ_F 500).
+    task: str
+    output: str = "runs/run"
+    seed: int = 0
+    # Optimisation.
     batch_size: int = 5
+    optimizer: str = "adam"
     lr: float = 5e-4
-    weight_decay: float = 1e-16
-    lambda_forces: float = 500.0
-    max_epochs: int = 5000
-    warmup_epochs: float = 100.0
+    weight_decay: float = 0.0
+    max_epochs: int = 100
+    warmup_epochs: float = 0.0
     max_time_minutes: float | None = None
     early_stopping_patience: int | None = None
     ema_decay: float = 0.99
-    gradient_clip: float = 0.5
-    seed: int = 0
+    gradient_clip: float | None = 0.5
     # Hardware.
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -99,116 +92,191 @@ class TrainConfig:
     num_workers: int = 0
     check_val_every_n_epoch: int = 1
     # Testing.
-    test_rotations: int = 0
     test_batch_size: int = 50
+    # The network and the task.
+    model: dict[str, Any] = field(default_factory=dict)
+    task_options: Any = None
 
     def __post_init__(self) -> None:
-        choices = {
-            "molecule": RMD17_MOLECULES,
-            "space": SPACES,
-            "precision": PRECISIONS,
-            "strategy": STRATEGIES,
-            "accelerator": ACCELERATORS,
-        }
+        choices = {"precision": PRECISIONS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "optimizer": OPTIMIZERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}.")
-        positive = ("batch_size", "max_epochs", "devices", "num_nodes", "hidden_dim", "num_layers", "test_batch_size")
+        positive = ("batch_size", "max_epochs", "devices", "num_nodes", "test_batch_size", "check_val_every_n_epoch")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}.")
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError(
+                f"lr must be > 0 and weight_decay, warmup_epochs ≥ 0; got lr={self.lr}, "
+                f"weight_decay={self.weight_decay}, warmup_epochs={self.warmup_epochs}."
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
+        for name in ("max_time_minutes", "gradient_clip", "early_stopping_patience", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or null (off), got {value}.")
 
-    def model_options(self) -> dict[str, object]:
-        """The :class:`ponita.Ponita` arguments of this config, for :class:`ponita.models.PonitaPotential`."""
-        names = ("space", "hidden_dim", "num_layers", "num_ori", "basis_dim", "degree", "widening_factor",
-                 "layer_scale", "multiple_readouts", "radius")
-        return {name: getattr(self, name) for name in names}
-
-
-def config_fields() -> list[str]:
-    """The names of the fields of :class:`TrainConfig`, in definition order."""
-    return [field.name for field in dataclasses.fields(TrainConfig)]
+    def as_dict(self) -> dict[str, Any]:
+        """The config as nested plain values, as written to ``config.yaml`` and stored in checkpoints."""
+        return dataclasses.asdict(self)
 
 
-def preset_names() -> list[str]:
-    """The presets shipped in ``train/presets`` (file names without ``.yaml``)."""
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+def shared_fields() -> list[str]:
+    """The names of the shared fields of :class:`TrainConfig` (without ``task`` and the two sections)."""
+    return [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("task", *SECTIONS)]
+
+
+def config_fields(task: str) -> list[str]:
+    """Every key a config of ``task`` accepts, sections written as ``model.<field>``, ``task_options.<field>``."""
+    cls = task_class(task)
+    model = [f"model.{name}" for name in _model_fields(cls)]
+    options = [f"task_options.{f.name}" for f in dataclasses.fields(cls.options_class)]
+    return [*shared_fields(), *model, *options]
+
+
+def preset_names(task: str) -> list[str]:
+    """The presets of ``task`` (file names in its presets folder, without ``.yaml``)."""
+    return sorted(path.stem for path in task_class(task).presets_dir().glob("*.yaml"))
 
 
 def load_config(
-    preset: str | None = "quick",
+    task: str,
+    preset: str | None = None,
     file: str | Path | None = None,
-    overrides: typing.Sequence[str] = (),
-    base: dict[str, object] | None = None,
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """Builds a :class:`TrainConfig` from a preset, then a YAML file, then ``key=value`` overrides.
+    """Builds the :class:`TrainConfig` of ``task`` from its defaults, ``base``, a preset, a YAML file, then overrides.
 
-    Each layer replaces the fields it names. Values are parsed as YAML (``lr=1e-3``, ``radius=null``,
-    ``multiple_readouts=false``) and converted to the field's type.
+    Each layer replaces the fields it names (sections field by field). Values are parsed as YAML
+    (``lr=1e-3``, ``radius=null``, ``multiple_readouts=false``) and converted to the field's type.
 
     Args:
-        preset: name of a preset in ``train/presets`` (see :func:`preset_names`), or ``None`` for the
-            dataclass defaults.
-        file: a YAML file of fields.
+        task: the task's name (see :func:`ponita.train.tasks`).
+        preset: a preset of the task (see :func:`preset_names`), or ``None``.
+        file: a YAML file of fields, nested or with bare field names.
         overrides: strings ``"key=value"``.
-        base: fields to start from instead of a preset (e.g. the config stored in a checkpoint).
+        base: fields to start from (e.g. the config stored in a checkpoint; a flat dict of a ponita
+            0.1.0 run is understood too).
 
     Returns:
         The config.
 
     Raises:
-        ValueError: on an unknown preset, an unknown key (the message lists the valid keys), an override
-            without ``=``, or a value of the wrong type.
+        ValueError: on an unknown task or preset, an unknown or ambiguous key (the message lists the valid
+            keys), a file of another task, an override without ``=``, or a value of the wrong type.
 
     Example:
-        >>> load_config("quick", overrides=["lr=2e-3"]).lr
-        0.002
+        >>> load_config("md17", "quick", overrides=["lr=2e-3", "model.hidden_dim=32"]).model["hidden_dim"]
+        32
     """
-    values: dict[str, object] = dict(base or {})
+    cls = task_class(task)
+    values: dict[str, Any] = {"task": task, "output": f"runs/{task}", "model": dict(cls.default_model), "task_options": {}}
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if base is not None:
+        layers.append(("the stored config", base))
     if preset is not None:
-        path = PRESETS_DIR / f"{preset}.yaml"
+        path = cls.presets_dir() / f"{preset}.yaml"
         if not path.is_file():
-            raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(preset_names())}.")
-        values.update(_read_yaml(path))
+            raise ValueError(f"Unknown preset {preset!r} of task {task!r}; choose one of {', '.join(preset_names(task))}.")
+        layers.append((str(path), _read_yaml(path)))
     if file is not None:
-        values.update(_read_yaml(Path(file)))
+        layers.append((str(file), _read_yaml(Path(file))))
+    parsed: dict[str, Any] = {}
     for override in overrides:
         key, separator, text = override.partition("=")
         if not separator or not key.strip():
             raise ValueError(f"Override {override!r} is not of the form key=value, e.g. lr=1e-3.")
-        values[key.strip()] = yaml.safe_load(text) if text.strip() else None
-    return _make_config(values)
+        parsed[key.strip()] = yaml.safe_load(text) if text.strip() else None
+    layers.append(("the overrides", parsed))
+    for source, layer in layers:
+        named = layer.get("task", task)
+        if named != task:
+            raise ValueError(f"{source} is a config of task {named!r}, not {task!r}.")
+        for (section, name), value in _resolve(cls, layer).items():
+            (values[section] if section else values)[name] = value
+    return _make_config(cls, values)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Writes ``config`` as YAML that :func:`load_config` (``file=path``) reads back."""
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
 
 
-def _read_yaml(path: Path) -> dict[str, object]:
+def _model_fields(cls: type[Task]) -> list[str]:
+    return [f.name for f in dataclasses.fields(PonitaConfig) if f.name not in cls.fixed_model_options]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"Config file {path} does not exist.")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"Config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a mapping of config fields, got {type(values).__name__}.")
     return values
 
 
-def _make_config(values: dict[str, object]) -> TrainConfig:
-    valid = config_fields()
-    unknown = sorted(set(values) - set(valid))
+def _resolve(cls: type[Task], layer: Mapping[str, Any]) -> dict[tuple[str | None, str], Any]:
+    """Maps the keys of one layer (nested sections, ``section.field`` or bare names) to ``(section, field)``."""
+    owners: dict[str | None, list[str]] = {
+        None: shared_fields(),
+        "model": _model_fields(cls),
+        "task_options": [f.name for f in dataclasses.fields(cls.options_class)],
+    }
+    resolved: dict[tuple[str | None, str], Any] = {}
+    unknown: list[str] = []
+    for key, value in layer.items():
+        if key == "task":
+            continue
+        if key in SECTIONS and isinstance(value, Mapping):
+            items = [(key, name, item) for name, item in value.items()]
+        elif "." in key:
+            section, _, name = key.partition(".")
+            items = [(section, name, value)]
+        else:
+            sections = [section for section, names in owners.items() if key in names]
+            if len(sections) > 1:
+                raise ValueError(f"Config key {key!r} is ambiguous; write {' or '.join(f'{s}.{key}' for s in sections)}.")
+            items = [(sections[0] if sections else "?", key, value)]
+        for section, name, item in items:
+            if section not in owners or name not in owners[section]:
+                unknown.append(f"{section}.{name}" if section and section != "?" else name)
+                continue
+            resolved[(section, name)] = item
     if unknown:
-        raise ValueError(f"Unknown config key(s) {unknown}; valid keys: {', '.join(valid)}.")
+        fixed = sorted(set(unknown) & {f"model.{name}" for name in cls.fixed_model_options})
+        hint = f" (task {cls.name!r} sets {', '.join(fixed)} itself)" if fixed else ""
+        raise ValueError(f"Unknown config key(s) {unknown}{hint}; valid keys: {', '.join(config_fields(cls.name))}.")
+    return resolved
+
+
+def _make_config(cls: type[Task], values: dict[str, Any]) -> TrainConfig:
     hints = typing.get_type_hints(TrainConfig)
-    return TrainConfig(**{name: _coerce(name, value, hints[name]) for name, value in values.items()})
+    shared = {name: _coerce(name, value, hints[name]) for name, value in values.items() if name not in SECTIONS}
+    model_hints = typing.get_type_hints(PonitaConfig)
+    model = {name: _coerce(f"model.{name}", value, model_hints[name]) for name, value in values["model"].items()}
+    # Every option of the network, its defaults filled in, checked now rather than after loading the data.
+    defaults = {f.name: f.default for f in dataclasses.fields(PonitaConfig) if f.name in _model_fields(cls)}
+    model = {**{k: v for k, v in defaults.items() if v is not dataclasses.MISSING}, **model}
+    PonitaConfig(**{**cls.fixed_model_options, **model})
+    option_hints = typing.get_type_hints(cls.options_class)
+    options = cls.options_class(
+        **{name: _coerce(f"task_options.{name}", value, option_hints[name]) for name, value in values["task_options"].items()}
+    )
+    return TrainConfig(**shared, model=model, task_options=options)
 
 
 def _coerce(name: str, value: object, annotation: object) -> object:
     """Converts a YAML value to the field type ``annotation`` (``int``, ``float``, ``str``, ``bool`` or ``X | None``)."""
     is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     allowed = typing.get_args(annotation) if is_union else (annotation,)
+    if annotation is typing.Any or typing.get_origin(annotation) in (dict, list):
+        return value
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
         if type(None) in allowed:
             return None

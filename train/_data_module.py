@@ -1,4 +1,4 @@
-"""Batches of molecular frames for training, with random-rotation augmentation that is exactly reproducible."""
+"""Batches of samples for training, with random-rotation augmentation that is exactly reproducible."""
 
 from collections.abc import Iterator, Sequence
 
@@ -46,14 +46,19 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 
 class RotatedFrames(Dataset):
-    """Frames rotated by a random rotation drawn from the seed that comes with each index.
+    """Samples whose vector fields are rotated by a random rotation drawn from the seed that comes with each index.
 
-    ``pos`` and ``forces`` are rotated together (forces are vectors), so labels stay consistent.
-    Indexed by ``(index, rotation_seed)`` pairs from :class:`EpochSampler`.
+    All ``fields`` (e.g. ``pos`` and ``forces``) are rotated together, so labels stay consistent; with
+    no fields the samples are returned as they are. Indexed by ``(index, rotation_seed)`` pairs from
+    :class:`EpochSampler`.
+
+    Args:
+        frames: the samples.
+        fields: names of vector fields ``[..., n]`` to rotate, the first one setting the dimension.
     """
 
-    def __init__(self, frames: Sequence[Data]) -> None:
-        self.frames = frames
+    def __init__(self, frames: Sequence[Data], fields: Sequence[str] = ("pos", "forces")) -> None:
+        self.frames, self.fields = frames, tuple(fields)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -61,22 +66,27 @@ class RotatedFrames(Dataset):
     def __getitem__(self, item: tuple[int, int]) -> Data:
         index, rotation_seed = item
         frame = self.frames[index]
-        rotation = random_rotation(3, torch.Generator().manual_seed(rotation_seed), dtype=frame.pos.dtype)  # [3, 3]
+        if not self.fields:
+            return frame
+        reference = frame[self.fields[0]]
+        generator = torch.Generator().manual_seed(rotation_seed)
+        rotation = random_rotation(reference.shape[-1], generator, dtype=reference.dtype)  # [n, n]
         rotated = frame.clone()
-        rotated.pos = frame.pos @ rotation.T  # [N, 3]
-        rotated.forces = frame.forces @ rotation.T  # [N, 3]
+        for name in self.fields:
+            rotated[name] = frame[name] @ rotation.T.to(frame[name].dtype)  # [..., n]
         return rotated
 
 
-class PotentialDataModule(pl.LightningDataModule):
-    """Training frames (shuffled, randomly rotated) and validation frames (as given) for a potential.
+class TaskDataModule(pl.LightningDataModule):
+    """Training samples (shuffled, randomly rotated) and validation samples (as given) of a task.
 
     Args:
-        train_frames: training frames (``z``, ``pos``, ``energy``, ``forces``).
-        val_frames: validation frames.
-        batch_size: molecules per batch and process.
+        train_frames: training samples.
+        val_frames: validation samples.
+        batch_size: samples per batch and process.
         seed: seed of the shuffling and the rotations.
         num_workers: DataLoader workers.
+        rotate_fields: vector fields rotated together for augmentation (``()``: none).
     """
 
     def __init__(
@@ -86,10 +96,12 @@ class PotentialDataModule(pl.LightningDataModule):
         batch_size: int,
         seed: int = 0,
         num_workers: int = 0,
+        rotate_fields: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.train_frames, self.val_frames = list(train_frames), list(val_frames)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.rotate_fields = tuple(rotate_fields)
 
     def _sampler(self) -> EpochSampler:
         trainer = self.trainer
@@ -98,7 +110,7 @@ class PotentialDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            RotatedFrames(self.train_frames),
+            RotatedFrames(self.train_frames, self.rotate_fields),
             batch_size=self.batch_size,
             sampler=self._sampler(),
             num_workers=self.num_workers,
@@ -109,9 +121,9 @@ class PotentialDataModule(pl.LightningDataModule):
         return DataLoader(self.val_frames, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
     def calibration_batch(self) -> Batch:
-        """The first training batch of epoch 0, used once by :meth:`ponita.models.PonitaPotential.calibrate`."""
+        """The first training batch of epoch 0, used once to calibrate the model."""
         sampler = self._sampler()
         sampler.set_epoch(0)
-        dataset = RotatedFrames(self.train_frames)
+        dataset = RotatedFrames(self.train_frames, self.rotate_fields)
         items = [dataset[item] for _, item in zip(range(self.batch_size), sampler)]
         return Batch.from_data_list(items)

@@ -8,22 +8,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-_CURVES = (("train/loss", "training loss", 0), ("val/forces_mae", "val force MAE (meV/Å)", 1),
-           ("val/energy_mae", "val energy MAE (meV)", 1))
-
-
-def plot_learning_curve(log_dir: str | Path, path: str | Path) -> Path:
-    """Plots the training loss and the validation MAEs per epoch (log scale) and saves a PNG.
+def plot_learning_curve(log_dir: str | Path, path: str | Path, metrics: dict[str, str]) -> Path:
+    """Plots the training loss and the validation metrics per epoch (log scale) and saves a PNG.
 
     Args:
         log_dir: the folder of the ``metrics*.csv`` files written by Lightning's ``CSVLogger`` (one per
             resumed part of a run; later epochs override earlier ones).
         path: the PNG to write.
+        metrics: validation metrics, name (logged as ``val/<name>``) → label, as a task's ``metrics``.
 
     Returns:
         ``path``.
     """
-    series: dict[str, dict[int, float]] = {key: {} for key, _, _ in _CURVES}
+    curves = [("train/loss", "training loss", 0), *((f"val/{name}", label, 1) for name, label in metrics.items())]
+    series: dict[str, dict[int, float]] = {key: {} for key, _, _ in curves}
     files = sorted(Path(log_dir).glob("metrics-*.csv"), key=lambda p: int(p.stem.split("-")[1]))
     for metrics_csv in [*files, Path(log_dir) / "metrics.csv"]:
         if not metrics_csv.is_file():
@@ -34,11 +32,11 @@ def plot_learning_curve(log_dir: str | Path, path: str | Path) -> Path:
                     if row.get(key) and row.get("epoch"):
                         series[key][int(float(row["epoch"]))] = float(row[key])
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label, panel in _CURVES:
+    for key, label, panel in curves:
         if series[key]:
             epochs = sorted(series[key])
             axes[panel].plot([epoch + 1 for epoch in epochs], [series[key][e] for e in epochs], label=label)
-    for axis, title in zip(axes, ("training loss", "validation MAE (EMA weights)")):
+    for axis, title in zip(axes, ("training loss", "validation (EMA weights)")):
         axis.set(xlabel="epoch", yscale="log", title=title)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()

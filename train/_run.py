@@ -1,11 +1,11 @@
-"""Training runs: rMD17 data → statistics → potential → Lightning fit → exported potential, test scores, plot."""
+"""The shared training stack: task data → statistics → model → Lightning fit → exported EMA model, test scores, plot."""
 
-import dataclasses
 import importlib.util
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -13,16 +13,13 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch_geometric.data import Data
 
-from ponita.datasets import fit_atomic_reference_energies, force_rms, load_rmd17, train_val_split
-from ponita.models import PonitaPotential, load_potential, read_checkpoint_metadata, save_potential
+from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model
 
 from ._config import TrainConfig, load_config, save_config
-from ._data_module import PotentialDataModule
-from ._evaluate import evaluate_potential
+from ._data_module import TaskDataModule
 from ._learning_curve import plot_learning_curve
-from ._lightning_module import PotentialTask
-
-MONITOR = "val/forces_mae"
+from ._lightning_module import TaskModule
+from ._task import Task, task_class
 
 
 @dataclass
@@ -31,78 +28,68 @@ class RunResult:
 
     Attributes:
         output: the run folder.
-        potential: the exported EMA potential of the best epoch (``potential.pt``).
-        best_checkpoint: Lightning checkpoint of the best validation force MAE.
+        model: the exported EMA model of the best epoch (e.g. ``potential.pt``).
+        best_checkpoint: Lightning checkpoint of the best validation score.
         last_checkpoint: Lightning checkpoint of the last epoch (for ``--resume``).
         metrics_csv: the CSV log.
         learning_curve: the learning-curve PNG.
-        test_metrics: test MAEs (``None`` without test frames).
+        test_metrics: test metrics (``None`` without test data).
         test_json: where ``test_metrics`` were written.
     """
 
     output: Path
-    potential: Path | None
+    model: Path | None
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     metrics_csv: Path | None
     learning_curve: Path | None
-    test_metrics: dict[str, object] | None
+    test_metrics: dict[str, Any] | None
     test_json: Path | None
 
 
-def md17_protocol(molecule: str, split: int, num_val: int = 50) -> str:
-    """A one-line description of the rMD17 protocol, stored with every test result."""
-    return (
-        f"rMD17 {molecule}, split {split:02d}: train on {1000 - num_val} frames of train_{split:02d} "
-        f"(seeded train_val_split), validate on the other {num_val}, test on the 1000 frames of test_{split:02d}"
-    )
-
-
-def train_md17(
-    config: TrainConfig, resume: str | Path | None = None, callbacks: Sequence[pl.Callback] = ()
-) -> RunResult:
-    """Trains a potential on rMD17 by the protocol of :func:`md17_protocol` and tests it.
+def train(config: TrainConfig, resume: str | Path | None = None, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
+    """Trains and tests ``config.task`` on the task's own data (what ``ponita train <task>`` runs).
 
     Args:
-        config: the run's config (molecule, split, data_dir, model, optimisation, hardware).
-        resume: a Lightning checkpoint (e.g. ``<output>/checkpoints/last.ckpt``) to continue from.
+        config: the run's config.
+        resume: a Lightning checkpoint of this run (e.g. ``<output>/checkpoints/last.ckpt``) to continue.
         callbacks: extra Lightning callbacks, e.g. to report progress.
 
     Returns:
         The paths and test metrics of the run.
     """
-    frames = load_rmd17(config.molecule, "train", split=config.split, data_dir=config.data_dir)
-    train_frames, val_frames = train_val_split(frames, num_val=config.num_val)
-    test_frames = load_rmd17(config.molecule, "test", split=config.split, data_dir=config.data_dir)
-    protocol = md17_protocol(config.molecule, config.split, config.num_val)
-    return train_potential(config, train_frames, val_frames, test_frames, protocol, resume, callbacks)
+    task = task_class(config.task)(config)
+    train_data, val_data = task.train_val_data()
+    return fit(task, train_data, val_data, task.test_data(), resume=resume, callbacks=callbacks)
 
 
-def train_potential(
-    config: TrainConfig,
-    train_frames: Sequence[Data],
-    val_frames: Sequence[Data],
-    test_frames: Sequence[Data] | None = None,
-    protocol: str = "",
+def fit(
+    task: Task,
+    train_data: Sequence[Data],
+    val_data: Sequence[Data],
+    test_data: Sequence[Data] | None = None,
     resume: str | Path | None = None,
     callbacks: Sequence[pl.Callback] = (),
+    protocol: str | None = None,
+    test_protocol: str | None = None,
 ) -> RunResult:
-    """Trains a :class:`PonitaPotential` on the given frames with Lightning, then exports and tests it.
+    """Trains ``task``'s model on the given samples with Lightning, then exports and tests it.
 
-    Statistics (per-element reference energies, force RMS) come from ``train_frames``. The run folder
-    ``config.output`` receives ``config.yaml``, ``checkpoints/{best,last}.ckpt`` (Lightning state with
-    the EMA weights), ``logs/metrics.csv``, ``potential.pt`` (the EMA potential of the best epoch),
-    ``test.json`` and ``learning_curve.png``. Only rank 0 writes the last four.
+    Statistics come from ``train_data`` (:meth:`Task.statistics`). The run folder ``config.output``
+    receives ``config.yaml``, ``checkpoints/{best,last}.ckpt`` (Lightning state with the EMA weights),
+    ``logs/metrics.csv``, the exported EMA model of the best epoch (``task.model_file``), ``test.json``
+    and ``learning_curve.png``. Only rank 0 writes the last four.
 
     Args:
-        config: the training config.
-        train_frames: training frames.
-        val_frames: validation frames (model selection, early stopping).
-        test_frames: test frames, evaluated once after training.
-        protocol: description of the data split, stored in ``test.json``.
+        task: the task, holding the run's config.
+        train_data: training samples.
+        val_data: validation samples (model selection, early stopping).
+        test_data: test samples, evaluated once after training.
         resume: a Lightning checkpoint of this run to continue from (same epoch, step, optimiser,
             scheduler, EMA and data order).
         callbacks: extra Lightning callbacks, e.g. to report progress.
+        protocol: what the model is trained on (default: :meth:`Task.protocol`); stored in the model file.
+        test_protocol: what ``test_data`` is (default: :meth:`Task.test_protocol`).
 
     Returns:
         The paths and test metrics of the run.
@@ -110,6 +97,7 @@ def train_potential(
     Raises:
         ValueError: if ``config.output`` already holds checkpoints and ``resume`` is not given.
     """
+    config = task.config
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     output = Path(config.output)
@@ -120,21 +108,20 @@ def train_potential(
         )
     output.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(config.seed, verbose=False)
+    protocol = protocol if protocol is not None else task.protocol()
 
-    reference_energies = fit_atomic_reference_energies(train_frames)
-    model = PonitaPotential(
-        sorted(reference_energies), reference_energies, force_rms(train_frames), **config.model_options()
-    )
-    task = PotentialTask(model, config)
-    data = PotentialDataModule(train_frames, val_frames, config.batch_size, config.seed, config.num_workers)
+    statistics = task.statistics(train_data)
+    module = TaskModule(task, task.build_model(statistics), statistics, protocol)
+    data = TaskDataModule(train_data, val_data, config.batch_size, config.seed, config.num_workers, task.rotate_fields)
+    monitor = f"val/{task.monitor}"
     checkpoint = ModelCheckpoint(
-        dirpath=output / "checkpoints", filename="best", monitor=MONITOR, mode="min", enable_version_counter=False
+        dirpath=output / "checkpoints", filename="best", monitor=monitor, mode="min", enable_version_counter=False
     )
     # A second, unmonitored callback writes last.ckpt after every epoch (save_last only follows new bests).
     last_checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", enable_version_counter=False)
     all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks]
     if config.early_stopping_patience is not None:
-        all_callbacks.append(EarlyStopping(MONITOR, patience=config.early_stopping_patience, mode="min"))
+        all_callbacks.append(EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min"))
     loggers = _loggers(output, keep_previous=resume is not None)
     trainer = pl.Trainer(
         default_root_dir=output,
@@ -149,7 +136,7 @@ def train_potential(
         check_val_every_n_epoch=config.check_val_every_n_epoch,
         callbacks=all_callbacks,
         logger=loggers,
-        inference_mode=False,  # forces are gradients, also in validation
+        inference_mode=False,  # a task may need gradients in validation (forces)
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # EpochSampler shards the data itself
         enable_progress_bar=False,
@@ -158,98 +145,119 @@ def train_potential(
     )
     if trainer.is_global_zero:
         save_config(config, output / "config.yaml")
-    trainer.fit(task, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
 
     if not trainer.is_global_zero:
         return RunResult(output, None, None, None, None, None, None, None)
     last = Path(last_checkpoint.best_model_path)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
-    potential = export_potential(best, output / "potential.pt", protocol=protocol, train_config=config)
+    model_path = export_model(best, output / task.model_file)
     metrics_csv = Path(loggers[0].log_dir) / "metrics.csv"
-    curve = plot_learning_curve(metrics_csv.parent, output / "learning_curve.png") if metrics_csv.is_file() else None
+    curve = (
+        plot_learning_curve(metrics_csv.parent, output / "learning_curve.png", task.metrics)
+        if metrics_csv.is_file()
+        else None
+    )
     test_metrics, test_json = None, None
-    if test_frames is not None:
-        model = load_potential(potential, map_location=task.device)
-        test_metrics = {
-            **evaluate_potential(model, test_frames, config.test_batch_size, config.test_rotations, config.seed),
-            "protocol": protocol,
-            "checkpoint": str(potential),
-        }
+    if test_data is not None:
+        model = read_checkpoint(model_path).build(module.device)
+        tested_on = test_protocol if test_protocol is not None else task.test_protocol()
+        test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path)
         test_json = output / "test.json"
         test_json.write_text(json.dumps(test_metrics, indent=2))
-    return RunResult(output, potential, best, last, metrics_csv, curve, test_metrics, test_json)
+    return RunResult(output, model_path, best, last, metrics_csv, curve, test_metrics, test_json)
 
 
-def export_potential(
-    lightning_checkpoint: str | Path,
-    path: str | Path,
-    protocol: str = "",
-    train_config: TrainConfig | None = None,
-) -> Path:
-    """Writes the EMA potential stored in a Lightning checkpoint of :class:`PotentialTask` to ``path``.
+def export_model(lightning_checkpoint: str | Path, path: str | Path) -> Path:
+    """Writes the EMA model stored in a Lightning checkpoint of a run to ``path`` (see :func:`ponita.models.save_model`).
+
+    The model file records the task, the training config, the training protocol, the statistics, the
+    epoch and the step, so any command that takes it knows what it is.
 
     Args:
         lightning_checkpoint: a ``.ckpt`` written during training.
-        path: the potential file to write (see :func:`ponita.models.save_potential`).
-        protocol: data-split description stored in the metadata.
-        train_config: the training config stored in the metadata.
+        path: the model file to write.
 
     Returns:
         ``path``.
     """
     state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
-    model = PonitaPotential(**state["ponita_potential_config"])
+    cls = model_classes()[state["ponita_model_class"]]
+    model = cls.from_config(cls.config_class(**state["ponita_model_config"]))
     ema = {key.removeprefix("ema."): value for key, value in state["state_dict"].items() if key.startswith("ema.")}
-    if ema["network.embedding.weight"].dtype == torch.float64:
-        model.double()
+    if ema[next(name for name, _ in model.named_parameters())].dtype == torch.float64:
+        model.double()  # 64-true training; buffers that are float64 anyway (grid, E0) keep their dtype otherwise
     model.load_state_dict(ema)
-    metadata: dict[str, object] = {"protocol": protocol, "epoch": state["epoch"], "global_step": state["global_step"]}
-    if train_config is not None:
-        metadata["train_config"] = dataclasses.asdict(train_config)
-    return save_potential(model, path, **metadata)
+    metadata = {
+        "train_config": state["ponita_train_config"],
+        "protocol": state["ponita_protocol"],
+        "statistics": state["ponita_statistics"],
+        "epoch": state["epoch"],
+        "global_step": state["global_step"],
+    }
+    return save_model(model, path, task=state["ponita_task"], **metadata)
 
 
 def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """The config stored in a Lightning checkpoint of a run, with ``key=value`` overrides applied."""
-    state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
-    return load_config(preset=None, overrides=overrides, base=state["ponita_train_config"])
+    """The config stored in a Lightning checkpoint of a run, with ``key=value`` overrides applied.
+
+    Raises:
+        ValueError: if the file is not a readable Lightning checkpoint of a ponita run.
+    """
+    try:
+        state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise ValueError(f"{lightning_checkpoint} is not a readable Lightning checkpoint: {str(error).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "ponita_train_config" not in state:
+        raise ValueError(
+            f"{lightning_checkpoint} is not a Lightning checkpoint of a ponita run; pass RUN/checkpoints/last.ckpt."
+        )
+    stored = state["ponita_train_config"]
+    return load_config(state.get("ponita_task", "md17"), overrides=overrides, base=stored)
 
 
-def test_potential(
-    potential: str | Path,
-    split: int | None = None,
-    data_dir: str | Path | None = None,
-    molecule: str | None = None,
-    rotations: int = 0,
-    batch_size: int = 50,
-) -> dict[str, object]:
-    """Tests a saved potential on the 1000 frames of an rMD17 test split.
+def test_checkpoint(path: str | Path, overrides: Sequence[str] = (), batch_size: int | None = None) -> dict[str, Any]:
+    """Tests a model file written by ``ponita train`` on its task's test data (what ``ponita test`` runs).
 
-    ``molecule``, ``split`` and ``data_dir`` default to those the potential was trained with (stored in
-    its metadata by ``ponita train``).
+    The task, its options and the training protocol come from the file; ``overrides`` (``key=value``,
+    e.g. ``task_options.split=2``) change what it is tested on.
 
     Args:
-        potential: a ``potential.pt``.
-        split: rMD17 split.
-        data_dir: folder with the rMD17 files (``None``: as in training, else the bundled data).
-        molecule: rMD17 molecule.
-        rotations: also average over this many random rotations (reported separately).
-        batch_size: molecules per forward pass.
+        path: a model file (e.g. ``potential.pt``).
+        overrides: config overrides applied to the stored training config.
+        batch_size: samples per forward pass (default: the config's ``test_batch_size``).
 
     Returns:
-        :func:`evaluate_potential`'s metrics plus ``protocol`` and ``checkpoint``.
+        The task's test metrics plus ``trained_on``, ``tested_on`` and ``checkpoint``.
+
+    Raises:
+        ValueError: if the file is unreadable, records no task, or the overrides are invalid.
     """
-    trained = read_checkpoint_metadata(potential).get("train_config") or {}
-    molecule = molecule or trained.get("molecule")
-    if molecule is None:
-        raise ValueError(f"{potential} does not record its molecule; pass molecule=... (--molecule).")
-    split = split if split is not None else int(trained.get("split", 1))
-    data_dir = data_dir if data_dir is not None else trained.get("data_dir")
-    num_val = int(trained.get("num_val", 50))
-    frames = load_rmd17(molecule, "test", split=split, data_dir=data_dir)
-    model = load_potential(potential)
-    metrics = evaluate_potential(model, frames, batch_size=batch_size, rotations=rotations)
-    return {**metrics, "protocol": md17_protocol(molecule, split, num_val), "checkpoint": str(potential)}
+    checkpoint = read_checkpoint(path)
+    task = task_from_checkpoint(checkpoint, overrides)
+    if batch_size is not None:
+        task.config.test_batch_size = batch_size
+    data = task.test_data()
+    if data is None:
+        raise ValueError(f"Task {task.name!r} has no test data.")
+    trained_on = checkpoint.metadata.get("protocol") or "unknown (the file records no training protocol)"
+    return _test_record(task, checkpoint.build(), data, trained_on, task.test_protocol(), Path(path))
+
+
+def task_from_checkpoint(checkpoint: Checkpoint, overrides: Sequence[str] = ()) -> Task:
+    """The task that produced ``checkpoint``, configured as in training with ``overrides`` applied."""
+    if checkpoint.task is None:
+        raise ValueError(f"{checkpoint.path} records no task; it was not written by `ponita train`.")
+    base = checkpoint.metadata.get("train_config") or {}
+    return task_class(checkpoint.task)(load_config(checkpoint.task, overrides=overrides, base=base))
+
+
+def _test_record(task: Task, model: torch.nn.Module, data: Sequence[Data], trained_on: str, tested_on: str,
+                 model_path: Path) -> dict[str, Any]:
+    return {**task.test(model.eval(), data), "trained_on": trained_on, "tested_on": tested_on,
+            "checkpoint": str(model_path)}
 
 
 def _loggers(output: Path, keep_previous: bool) -> list[Logger]:

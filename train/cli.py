@@ -1,4 +1,8 @@
-"""The ``ponita`` command: ``train``, ``test``, ``md`` and ``demo``. Argument parsing and printing only."""
+"""The ``ponita`` command: ``train <task>``, ``test``, ``md`` and ``demo``. Argument parsing, checks and printing only.
+
+Every command checks its arguments before it starts work, reports a bad argument or an unreadable file
+as one line on stderr with exit status 2, and leaves no partial output behind.
+"""
 
 import argparse
 import json
@@ -8,15 +12,27 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 
 from ponita.datasets import RMD17_MOLECULES, bundled_data_dir
 
 from ._config import load_config, preset_names
+from ._task import Task, task_class, tasks
 
 DEMO_OUTPUT = "runs/demo"
 DEMO_MD_STEPS = 200
+_SHARED_TRAIN_FLAGS = {
+    "--output": ("output", {"help": "run folder"}),
+    "--devices": ("devices", {"type": int, "help": "devices per node"}),
+    "--num-nodes": ("num_nodes", {"type": int, "help": "nodes"}),
+    "--strategy": ("strategy", {"help": "auto, ddp or ddp_spawn"}),
+}
+
+
+class UsageError(ValueError):
+    """A bad command-line argument; reported as one line."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,46 +43,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         print(f"ponita {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ponita", description="PONITA interatomic potentials on rMD17.")
+    parser = argparse.ArgumentParser(prog="ponita", description="PONITA: SE(n)-equivariant models, trained and used.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a potential")
-    datasets = train.add_subparsers(dest="dataset", required=True)
-    md17 = datasets.add_parser(
-        "md17", help="train on rMD17: 950/50 frames of train_k, test on test_k",
-        description="Train on 950 frames of rMD17 train_k, validate on the other 50, test on test_k. "
-        "Fields are set by the preset, then --config, then KEY=VALUE overrides (e.g. lr=1e-3 max_epochs=100).",
-    )
-    md17.add_argument("--molecule", choices=RMD17_MOLECULES, help="rMD17 molecule (default: the preset's)")
-    md17.add_argument("--split", type=int, help="rMD17 split 1-5")
-    md17.add_argument("--data-dir", help="folder with the rMD17 files (default: bundled ethanol split 1)")
-    md17.add_argument("--preset", default="paper", choices=preset_names(), help="config preset (default: paper)")
-    md17.add_argument("--config", help="YAML file of config fields, applied after the preset")
-    md17.add_argument("--output", help="run folder")
-    md17.add_argument("--resume", help="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to continue")
-    md17.add_argument("--devices", type=int, help="devices per node")
-    md17.add_argument("--num-nodes", type=int, help="nodes")
-    md17.add_argument("--strategy", help="auto, ddp or ddp_spawn")
-    md17.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    md17.set_defaults(handler=_train)
+    train = commands.add_parser("train", help="train a task's model", description="Train a task's model, then test it.")
+    train.add_argument("--list", action="store_true", help="list the tasks and their presets")
+    train.set_defaults(handler=_list_tasks)
+    task_parsers = train.add_subparsers(dest="task", metavar="TASK")
+    for name, cls in sorted(tasks().items()):
+        sub = task_parsers.add_parser(
+            name, help=(cls.__doc__ or name).splitlines()[0],
+            description=f"{(cls.__doc__ or name).splitlines()[0]} Fields are set by the preset, then --config, then "
+            "KEY=VALUE overrides (e.g. lr=1e-3 model.hidden_dim=64; bare names work when unambiguous).",
+        )
+        presets = preset_names(name)
+        sub.add_argument("--preset", default=cls.default_preset, choices=presets,
+                         help=f"config preset (default: {cls.default_preset})")
+        sub.add_argument("--config", help="YAML file of config fields, applied after the preset")
+        sub.add_argument("--resume", help="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to continue")
+        _add_flags(sub, {**_SHARED_TRAIN_FLAGS, **cls.train_flags})
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+        sub.set_defaults(handler=_train, flags={**_SHARED_TRAIN_FLAGS, **cls.train_flags})
 
-    test = commands.add_parser("test", help="test a potential.pt on an rMD17 test split")
-    test.add_argument("checkpoint", help="potential.pt written by `ponita train`")
-    test.add_argument("--split", type=int, help="rMD17 split (default: the training split)")
-    test.add_argument("--data-dir", help="folder with the rMD17 files (default: as in training)")
-    test.add_argument("--molecule", choices=RMD17_MOLECULES, help="default: the training molecule")
-    test.add_argument("--rotations", type=int, default=0, help="also average over N random rotations")
-    test.add_argument("--json", help="write the results to this JSON file")
+    test = commands.add_parser(
+        "test", help="test a model file written by `ponita train` on its task's test data",
+        description="Test a model file on its task's test data. The task and what it was trained on come from "
+        "the file; `ponita test CKPT --help` lists the options for that file's task.",
+        epilog="\n".join(f"{name} options: {', '.join(cls.test_flags) or 'none'}" for name, cls in sorted(tasks().items())),
+    )
+    test.add_argument("checkpoint", help="model file written by `ponita train` (e.g. potential.pt)")
+    test.add_argument("options", nargs=argparse.REMAINDER, help="--json FILE, --batch-size N and the task's options")
     test.set_defaults(handler=_test)
 
     md = commands.add_parser("md", help="molecular dynamics with ASE and a potential")
-    md.add_argument("checkpoint", help="potential.pt written by `ponita train`")
+    md.add_argument("checkpoint", help="potential.pt written by `ponita train md17`")
     start = md.add_mutually_exclusive_group(required=True)
     start.add_argument("--structure", help="any ASE-readable structure file")
     start.add_argument("--from-data", choices=RMD17_MOLECULES, metavar="MOLECULE", help="start from an rMD17 frame")
@@ -90,59 +106,138 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> int:
-    from ._run import resume_config, train_md17
+def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    for flag, (key, options) in flags.items():
+        parser.add_argument(flag, dest=_dest(flag), **options)
 
-    flags = {"molecule": args.molecule, "split": args.split, "data_dir": args.data_dir, "output": args.output,
-             "devices": args.devices, "num_nodes": args.num_nodes, "strategy": args.strategy}
-    overrides = [f"{key}={value}" for key, value in flags.items() if value is not None] + list(args.overrides)
+
+def _dest(flag: str) -> str:
+    return "flag_" + flag.lstrip("-").replace("-", "_")
+
+
+def _flag_overrides(args: argparse.Namespace, flags: dict[str, tuple[str, dict[str, Any]]]) -> list[str]:
+    """``key=value`` overrides for the flags that were given."""
+    values = {key: getattr(args, _dest(flag)) for flag, (key, _) in flags.items()}
+    return [f"{key}={value}" for key, value in values.items() if value is not None]
+
+
+def _list_tasks(args: argparse.Namespace) -> int:
+    if not args.list:
+        raise UsageError("name a task (`ponita train TASK`); `ponita train --list` lists them.")
+    for name, cls in sorted(tasks().items()):
+        print(f"{name:10s} {(cls.__doc__ or '').splitlines()[0]}")
+        for preset in preset_names(name):
+            default = "  (default)" if preset == cls.default_preset else ""
+            print(f"{'':10s}   --preset {preset}{default}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ._run import resume_config, train
+
+    overrides = _flag_overrides(args, args.flags) + list(args.overrides)
     if args.resume:
         config = resume_config(args.resume, overrides)
+        if config.task != args.task:
+            raise UsageError(f"{args.resume} is a checkpoint of task {config.task!r}; use `ponita train {config.task}`.")
     else:
-        config = load_config(args.preset, args.config, overrides)
-    print(f"Training on rMD17 {config.molecule} split {config.split} → {config.output}", flush=True)
+        config = load_config(args.task, args.preset, args.config, overrides)
+    print(f"Training task {config.task} → {config.output}", flush=True)
     start = time.time()
-    result = train_md17(config, resume=args.resume, callbacks=[_EpochPrinter()])
-    if result.potential is None:  # a non-zero rank of a distributed run
+    result = train(config, resume=args.resume, callbacks=[_EpochPrinter()])
+    if result.model is None:  # a non-zero rank of a distributed run
         return 0
     print(f"\nTrained in {time.time() - start:.0f} s.")
     if result.test_metrics is not None:
-        _print_metrics(result.test_metrics)
+        _print_test(task_class(config.task), result.test_metrics)
     _print_paths(result)
     return 0
 
 
 def _test(args: argparse.Namespace) -> int:
-    from ._run import test_potential
+    from ponita.models import read_checkpoint
 
-    metrics = test_potential(args.checkpoint, args.split, args.data_dir, args.molecule, args.rotations)
-    _print_metrics(metrics)
-    if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2))
-        print(f"Results written to {args.json}")
+    from ._run import task_from_checkpoint, test_checkpoint
+
+    checkpoint = read_checkpoint(args.checkpoint)
+    if checkpoint.task is None:
+        raise UsageError(f"{args.checkpoint} records no task; it was not written by `ponita train`.")
+    cls = task_class(checkpoint.task)
+    parser = argparse.ArgumentParser(prog=f"ponita test {args.checkpoint}", description=f"Test a {cls.name} model.")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--batch-size", type=int, help="samples per forward pass (default: as in training)")
+    _add_flags(parser, cls.test_flags)
+    options = parser.parse_args(args.options)
+    if options.json is not None and not Path(options.json).resolve().parent.is_dir():
+        raise UsageError(f"the folder of --json {options.json} does not exist.")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise UsageError(f"--batch-size must be ≥ 1, got {options.batch_size}.")
+    overrides = _flag_overrides(options, cls.test_flags)
+    task_from_checkpoint(checkpoint, overrides)  # checks the options before the data is read
+    record = test_checkpoint(args.checkpoint, overrides, options.batch_size)
+    _print_test(cls, record)
+    if options.json:
+        Path(options.json).write_text(json.dumps(record, indent=2))
+        print(f"Results written to {options.json}")
     return 0
 
 
 def _md(args: argparse.Namespace) -> int:
-    import ase.io
+    import ase
 
     from ponita.datasets import load_rmd17
     from ponita.models import PonitaCalculator, load_potential
 
     from ._molecular_dynamics import run_md
 
-    if args.structure:
-        atoms = ase.io.read(args.structure)
-    else:
-        frame = load_rmd17(args.from_data, "test", split=args.split, data_dir=args.data_dir)[args.frame]
-        atoms = ase.Atoms(numbers=frame.z.numpy(), positions=frame.pos.numpy())
+    if args.steps < 1 or not args.timestep > 0 or not args.temperature >= 0:
+        raise UsageError(
+            f"--steps must be ≥ 1, --timestep > 0 fs and --temperature ≥ 0 K; got {args.steps}, {args.timestep}, "
+            f"{args.temperature}."
+        )
+    out = Path(args.out)
+    if out.is_dir() or not out.resolve().parent.is_dir():
+        raise UsageError(f"--out {out} must be a file in an existing folder.")
     model = load_potential(args.checkpoint)
+    if args.structure:
+        atoms = _read_structure(args.structure)
+    else:
+        frames = load_rmd17(args.from_data, "test", split=args.split, data_dir=args.data_dir)
+        if not 0 <= args.frame < len(frames):
+            raise UsageError(f"--frame must lie in 0..{len(frames) - 1}, got {args.frame}.")
+        frame = frames[args.frame]
+        atoms = ase.Atoms(numbers=frame.z.numpy(), positions=frame.pos.numpy())
+    known = set(model.config.atomic_numbers)
+    unknown = sorted(set(atoms.get_atomic_numbers().tolist()) - known)
+    if unknown:
+        raise UsageError(f"the structure has element(s) {unknown} that the potential was not trained on ({sorted(known)}).")
+    atoms.pbc = False
     atoms.calc = PonitaCalculator(model.double() if args.float64 else model)
-    result = run_md(atoms, args.steps, args.temperature, args.ensemble, args.timestep, args.out,
-                    callback=_print_md_progress, callback_every=max(1, args.steps // 10))
+    try:
+        result = run_md(atoms, args.steps, args.temperature, args.ensemble, args.timestep, out,
+                        callback=_print_md_progress, callback_every=max(1, args.steps // 10))
+    except Exception:
+        out.unlink(missing_ok=True)  # no partial trajectory after an error (an interrupt keeps it)
+        raise
     _print_drift(result, args.ensemble)
-    print(f"Trajectory: {args.out}")
+    print(f"Trajectory: {out}")
     return 0
+
+
+def _read_structure(path: str) -> Any:
+    """The first structure in an ASE-readable file, or a one-line error naming the file."""
+    import ase.io
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Structure file {path} does not exist.")
+    try:
+        atoms = ase.io.read(path)
+    except Exception as error:  # ASE raises many kinds (XYZError, StopIteration, KeyError, ...) for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"cannot read the structure file {path}: {reason}") from None
+    if isinstance(atoms, list) or len(atoms) == 0:
+        raise UsageError(f"the structure file {path} holds no atoms.")
+    return atoms
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -152,22 +247,24 @@ def _demo(args: argparse.Namespace) -> int:
     from ponita.models import PonitaCalculator, load_potential
 
     from ._molecular_dynamics import run_md
-    from ._run import train_md17
+    from ._run import train
 
-    config = load_config("quick", overrides=[f"output={args.output}", "molecule=ethanol", "split=1", *args.overrides])
+    config = load_config(
+        "md17", "quick", overrides=[f"output={args.output}", "molecule=ethanol", "split=1", *args.overrides]
+    )
     print(f"Demo: training the 'quick' preset on the bundled rMD17 ethanol data ({bundled_data_dir()}) for at "
           f"most {config.max_time_minutes} min, then testing on its 1000 test frames.", flush=True)
     previous = Path(config.output)
     if (previous / "config.yaml").is_file():
         shutil.rmtree(previous)  # the demo starts afresh in its own folder
     start = time.time()
-    result = train_md17(config, callbacks=[_EpochPrinter()])
+    result = train(config, callbacks=[_EpochPrinter()])
     print(f"\nTrained and tested in {time.time() - start:.0f} s.")
-    _print_metrics(result.test_metrics)
+    _print_test(task_class("md17"), result.test_metrics)
 
     frame = load_rmd17("ethanol", "test", split=1)[0]
     atoms = ase.Atoms(numbers=frame.z.numpy(), positions=frame.pos.numpy())
-    atoms.calc = PonitaCalculator(load_potential(result.potential))
+    atoms.calc = PonitaCalculator(load_potential(result.model))
     trajectory = Path(config.output) / "nve.xyz"
     print(f"\nNVE dynamics of ethanol: {DEMO_MD_STEPS} steps of 0.5 fs from 300 K")
     md = run_md(atoms, DEMO_MD_STEPS, 300.0, "nve", 0.5, trajectory, callback=_print_md_progress)
@@ -178,46 +275,42 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 class _EpochPrinter(pl.Callback):
-    """Prints one line per epoch with the latest validation scores (rank 0 only)."""
+    """Prints one line per epoch with the training loss and the latest validation metrics (rank 0 only)."""
 
     def __init__(self) -> None:
         self.start = time.time()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        task: Task = module.task
         metrics = trainer.callback_metrics
-        if not trainer.is_global_zero or "val/forces_mae" not in metrics:
+        if not trainer.is_global_zero or f"val/{task.monitor}" not in metrics:
             return
         loss = metrics.get("train/loss")
         loss_text = f"loss {float(loss):.4g}  " if loss is not None else ""
-        print(f"  epoch {trainer.current_epoch + 1:4d}/{trainer.max_epochs}  {loss_text}"
-              f"val force MAE {float(metrics['val/forces_mae']):8.2f} meV/Å  "
-              f"val energy MAE {float(metrics['val/energy_mae']):8.2f} meV  "
+        scores = "  ".join(f"{label} {float(metrics[f'val/{name}']):8.2f}" for name, label in task.metrics.items())
+        print(f"  epoch {trainer.current_epoch + 1:4d}/{trainer.max_epochs}  {loss_text}{scores}  "
               f"({time.time() - self.start:.0f} s)", flush=True)
 
 
-def _print_metrics(metrics: dict[str, object]) -> None:
-    print(f"\nTest ({metrics['num_frames']} frames): {metrics['protocol']}")
-    print(f"  {'':24s} {'energy MAE (meV)':>18s} {'force MAE (meV/Å)':>18s}")
-    print(f"  {'single pass':24s} {metrics['energy_mae_meV']:18.3f} {metrics['forces_mae_meV_per_A']:18.3f}")
-    if "rotations" in metrics:
-        label = f"{metrics['rotations']} rotations averaged"
-        print(f"  {label:24s} {metrics['rotation_averaged_energy_mae_meV']:18.3f} "
-              f"{metrics['rotation_averaged_forces_mae_meV_per_A']:18.3f}")
+def _print_test(cls: type[Task], record: dict[str, Any]) -> None:
+    print(f"\nTrained on: {record['trained_on']}")
+    print(f"Tested on:  {record['tested_on']}")
+    print(cls.format_metrics(record))
 
 
 def _print_md_progress(step: int, potential: float, total: float, temperature: float) -> None:
     print(f"  step {step:6d}  E_pot {potential:14.4f} eV  E_tot {total:14.4f} eV  T {temperature:7.1f} K", flush=True)
 
 
-def _print_drift(result: object, ensemble: str) -> None:
+def _print_drift(result: Any, ensemble: str) -> None:
     note = "" if ensemble == "nve" else " (Langevin does not conserve energy)"
     print(f"Energy drift{note}: max |E_tot - E_tot(0)| = {result.max_drift * 1000:.3f} meV "
           f"= {result.max_drift_per_atom * 1000:.3f} meV/atom over {result.steps[-1]} steps")
 
 
-def _print_paths(result: object) -> None:
+def _print_paths(result: Any) -> None:
     print("Outputs:")
-    print(f"  potential:       {result.potential}")
+    print(f"  model:           {result.model}")
     print(f"  best checkpoint: {result.best_checkpoint}")
     print(f"  last checkpoint: {result.last_checkpoint}  (continue with --resume)")
     print(f"  logs:            {result.metrics_csv}")

@@ -9,7 +9,7 @@ from ase.calculators.fd import calculate_numerical_forces
 from torch_geometric.data import Data
 
 from ponita.datasets import load_rmd17
-from ponita.models import PonitaCalculator, PonitaPotential, save_potential
+from ponita.models import PonitaCalculator, PonitaPotential, save_model
 from ponita.train import run_md
 
 
@@ -44,7 +44,7 @@ def test_calculator_forces_are_negative_energy_gradient_in_ase() -> None:
 
 def test_calculator_from_checkpoint(tmp_path) -> None:
     model = tiny_potential()
-    path = save_potential(model, tmp_path / "potential.pt")
+    path = save_model(model, tmp_path / "potential.pt")
     atoms = ethanol()
     atoms.calc = PonitaCalculator.from_checkpoint(path)
     reference = ethanol()

@@ -5,8 +5,8 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ponita.datasets import load_rmd17
-from ponita.models import PonitaPotential, load_potential, read_checkpoint_metadata, save_potential
-from ponita.testing import assert_forces_match_finite_differences
+from ponita.models import PonitaPotential, PotentialConfig, load_model, load_potential, read_checkpoint, save_model
+from ponita.testing import assert_forces_match_finite_differences, assert_reload_identical
 
 ETHANOL_E0 = {1: -600_000.0, 6: -200_000.0, 8: -100_000.0}
 
@@ -111,24 +111,45 @@ def test_potential_repr_shows_elements_and_scale() -> None:
     assert tiny_potential().extra_repr() == "atomic_numbers=[1, 6, 8], scale=1000"
 
 
+def test_potential_config_rebuilds_the_potential_with_its_statistics() -> None:
+    model = tiny_potential()
+    assert model.config == PotentialConfig([1, 6, 8], ETHANOL_E0, 1000.0, {"hidden_dim": 8, "num_layers": 2, "num_ori": 4})
+    rebuilt = PonitaPotential.from_config(model.config)
+    assert rebuilt.config == model.config and torch.equal(rebuilt.reference_energies, model.reference_energies)
+
+
 def test_potential_reload_gives_bit_identical_outputs(frames: list[Data], tmp_path) -> None:
     model = tiny_potential().eval()
-    path = save_potential(model, tmp_path / "potential.pt", note="hello")
+    assert_reload_identical(model, frames[0], tmp_path)
+    path = save_model(model, tmp_path / "potential.pt", task="md17", note="hello")
     reloaded = load_potential(path)
     for a, b in zip(model(frames[0]), reloaded(frames[0])):
         assert torch.equal(a, b)
-    assert read_checkpoint_metadata(path) == {"note": "hello"}
-    assert reloaded.config() == model.config()
+    checkpoint = read_checkpoint(path)
+    assert (checkpoint.metadata, checkpoint.task, checkpoint.model_class) == ({"note": "hello"}, "md17", "PonitaPotential")
+    assert reloaded.config == model.config and isinstance(load_model(path), PonitaPotential)
 
 
-def test_potential_reload_keeps_float64(frames: list[Data], tmp_path) -> None:
+def test_potential_reload_keeps_float64_and_the_float64_buffers(frames: list[Data], tmp_path) -> None:
     model = tiny_potential().double().eval()
-    reloaded = load_potential(save_potential(model, tmp_path / "potential.pt"))
+    reloaded = load_potential(save_model(model, tmp_path / "potential.pt"))
     assert reloaded.network.embedding.weight.dtype == torch.float64
     assert torch.equal(model(frames[0])[1], reloaded(frames[0])[1])
+    float32 = load_potential(save_model(tiny_potential(), tmp_path / "float32.pt"))
+    assert float32.network.grid.dtype == float32.reference_energies.dtype == torch.float64
 
 
 def test_load_potential_rejects_other_files(tmp_path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="is not a ponita potential checkpoint"):
+    with pytest.raises(ValueError, match="is not a ponita model checkpoint"):
         load_potential(tmp_path / "other.pt")
+    (tmp_path / "truncated.pt").write_bytes(save_model(tiny_potential(), tmp_path / "p.pt").read_bytes()[:200])
+    with pytest.raises(ValueError, match="truncated.pt is not a readable checkpoint"):
+        load_potential(tmp_path / "truncated.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
+        load_potential(tmp_path / "missing.pt")
+
+
+def test_save_model_rejects_a_model_outside_the_zoo(tmp_path) -> None:
+    with pytest.raises(TypeError, match="Linear is not a registered zoo model"):
+        save_model(torch.nn.Linear(2, 2), tmp_path / "linear.pt")

@@ -8,16 +8,16 @@ SCRIPT = textwrap.dedent(
     """
     import sys
     from ponita.datasets import load_rmd17
-    from ponita.train import load_config, train_potential
+    from ponita.train import MD17Task, fit, load_config
 
     frames = load_rmd17("ethanol", "train")[:12]
-    config = load_config("quick", overrides=[
+    config = load_config("md17", "quick", overrides=[
         "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "max_epochs=2",
         "max_time_minutes=null", "accelerator=cpu", "devices=2", "strategy=ddp", "num_threads=1",
         f"output={sys.argv[1]}",
     ])
-    result = train_potential(config, frames[:8], frames[8:10], frames[10:12])
-    if result.potential is not None:
+    result = fit(MD17Task(config), frames[:8], frames[8:10], frames[10:12])
+    if result.model is not None:
         print("RANK0", result.test_metrics["forces_mae_meV_per_A"], flush=True)
     """
 )

@@ -1,73 +1,115 @@
-"""The training config: presets, YAML files and key=value overrides through one loader."""
+"""The training config: shared fields, the network's options and the task's options through one loader."""
 
 import pytest
 
-from ponita.train import TrainConfig, config_fields, load_config, preset_names, save_config
+from ponita import PonitaConfig
+from ponita.train import MD17Options, config_fields, load_config, preset_names, save_config
 
 
-def test_presets_paper_and_quick_load() -> None:
-    assert {"paper", "quick"} <= set(preset_names())
-    paper = load_config("paper")
-    assert (paper.hidden_dim, paper.num_layers, paper.num_ori, paper.lr, paper.lambda_forces) == (128, 5, 20, 5e-4, 500.0)
-    assert load_config("quick").max_time_minutes is not None
+def test_md17_presets_paper_and_quick_load() -> None:
+    assert {"paper", "quick"} <= set(preset_names("md17"))
+    paper = load_config("md17", "paper")
+    model = paper.model
+    assert (model["hidden_dim"], model["num_layers"], model["num_ori"], paper.lr) == (128, 5, 20, 5e-4)
+    assert paper.task_options == MD17Options(molecule="aspirin", split=1, num_val=50, lambda_forces=500.0, test_rotations=5)
+    assert load_config("md17", "quick").max_time_minutes is not None
+
+
+def test_model_section_holds_every_network_option_the_task_does_not_set() -> None:
+    model = load_config("md17", "quick").model
+    assert {"separable", "depthwise", "grid", "complete_invariants", "radius"} <= set(model)
+    assert not {"input_dim", "output_dim", "task_level"} & set(model)
+    config = load_config("md17", "quick", overrides=["separable=false", "model.grid=polyhedron", "complete_invariants=true"])
+    assert (config.model["separable"], config.model["grid"], config.model["complete_invariants"]) == (False, "polyhedron", True)
 
 
 def test_overrides_are_parsed_and_converted_to_the_field_type() -> None:
-    config = load_config("quick", overrides=["lr=1e-3", "num_ori=8", "radius=5", "layer_scale=null", "multiple_readouts=false"])
+    config = load_config("md17", "quick", overrides=["lr=1e-3", "num_ori=8", "radius=5", "layer_scale=null",
+                                                     "multiple_readouts=false", "task_options.split=3"])
     assert config.lr == 0.001 and isinstance(config.lr, float)
-    assert config.num_ori == 8 and config.radius == 5.0 and isinstance(config.radius, float)
-    assert config.layer_scale is None and config.multiple_readouts is False
+    assert config.model["num_ori"] == 8 and config.model["radius"] == 5.0 and isinstance(config.model["radius"], float)
+    assert config.model["layer_scale"] is None and config.model["multiple_readouts"] is False
+    assert config.task_options.split == 3
 
 
-def test_file_then_overrides_are_applied_after_the_preset(tmp_path) -> None:
+def test_file_then_overrides_are_applied_after_the_preset_field_by_field(tmp_path) -> None:
     path = tmp_path / "run.yaml"
-    path.write_text("hidden_dim: 32\nlr: 0.01\n")
-    config = load_config("quick", path, ["lr=0.02"])
-    assert (config.hidden_dim, config.lr) == (32, 0.02)
+    path.write_text("lr: 0.01\nmodel:\n  hidden_dim: 32\ntask_options:\n  split: 2\n")
+    config = load_config("md17", "quick", path, ["lr=0.02"])
+    assert (config.model["hidden_dim"], config.lr, config.task_options.split) == (32, 0.02, 2)
+    assert config.model["num_layers"] == 2 and config.task_options.molecule == "ethanol"  # the preset's, kept
 
 
 def test_saved_config_loads_back_identically(tmp_path) -> None:
-    config = load_config("paper", overrides=["molecule=ethanol"])
+    config = load_config("md17", "paper", overrides=["molecule=ethanol"])
     save_config(config, tmp_path / "config.yaml")
-    assert load_config(None, tmp_path / "config.yaml") == config
+    assert load_config("md17", file=tmp_path / "config.yaml") == config
+
+
+def test_a_flat_config_of_ponita_0_1_is_understood() -> None:
+    flat = {"molecule": "benzene", "split": 2, "hidden_dim": 32, "lr": 0.01, "test_rotations": 5}
+    config = load_config("md17", base=flat)
+    assert (config.task_options.molecule, config.task_options.split, config.model["hidden_dim"], config.lr) == (
+        "benzene", 2, 32, 0.01)
 
 
 def test_unknown_key_lists_the_valid_keys() -> None:
-    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['hiden_dim'\]; valid keys: molecule, split") as error:
-        load_config("quick", overrides=["hiden_dim=8"])
-    assert all(name in str(error.value) for name in config_fields())
+    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['hiden_dim'\]; valid keys: output, seed") as error:
+        load_config("md17", "quick", overrides=["hiden_dim=8"])
+    assert all(name in str(error.value) for name in config_fields("md17"))
+
+
+def test_fields_the_task_sets_itself_are_rejected_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"task 'md17' sets model.input_dim itself"):
+        load_config("md17", "quick", overrides=["model.input_dim=3"])
 
 
 def test_unknown_key_in_a_file_is_an_error(tmp_path) -> None:
-    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
-    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['learning_rate'\]"):
-        load_config("quick", tmp_path / "bad.yaml")
+    (tmp_path / "bad.yaml").write_text("model:\n  learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['model.learning_rate'\]"):
+        load_config("md17", "quick", tmp_path / "bad.yaml")
 
 
-def test_unknown_preset_names_the_presets() -> None:
-    with pytest.raises(ValueError, match="Unknown preset 'fast'; choose one of .*paper.*quick"):
-        load_config("fast")
+def test_a_file_of_another_task_is_an_error(tmp_path) -> None:
+    (tmp_path / "other.yaml").write_text("task: nbody\nlr: 0.1\n")
+    with pytest.raises(ValueError, match="is a config of task 'nbody', not 'md17'"):
+        load_config("md17", "quick", tmp_path / "other.yaml")
+
+
+def test_unknown_preset_and_task_name_the_choices() -> None:
+    with pytest.raises(ValueError, match="Unknown preset 'fast' of task 'md17'; choose one of paper, quick"):
+        load_config("md17", "fast")
+    with pytest.raises(ValueError, match="Unknown task 'md18'; choose one of .*md17"):
+        load_config("md18")
 
 
 @pytest.mark.parametrize("override", ["lr", "=3", "lr 1e-3"])
 def test_override_without_key_value_syntax_is_an_error(override: str) -> None:
     with pytest.raises(ValueError, match="is not of the form key=value"):
-        load_config("quick", overrides=[override])
+        load_config("md17", "quick", overrides=[override])
 
 
-def test_wrongly_typed_values_are_errors() -> None:
-    with pytest.raises(ValueError, match="num_ori must be int, got 'many'"):
-        load_config("quick", overrides=["num_ori=many"])
-    with pytest.raises(ValueError, match="radius must be float or None, got 'far'"):
-        load_config("quick", overrides=["radius=far"])
-    with pytest.raises(ValueError, match="batch_size must be int, got 2.5"):
-        load_config("quick", overrides=["batch_size=2.5"])
-    with pytest.raises(ValueError, match="Unknown precision '16'; choose one of 32-true, 64-true, bf16-mixed"):
-        load_config("quick", overrides=["precision=16"])
-    with pytest.raises(ValueError, match="Unknown molecule 'water'"):
-        load_config("quick", overrides=["molecule=water"])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("num_ori=many", "model.num_ori must be int or None, got 'many'"),
+        ("radius=far", "model.radius must be float or None, got 'far'"),
+        ("batch_size=2.5", "batch_size must be int, got 2.5"),
+        ("precision=16", "Unknown precision '16'; choose one of 32-true, 64-true, bf16-mixed"),
+        ("optimizer=sgd", "Unknown optimizer 'sgd'; choose one of adam, adamw"),
+        ("molecule=water", "Unknown molecule 'water'"),
+        ("split=6", "split must be one of the official rMD17 splits 1-5"),
+        ("space=R4", "Unknown space 'R4'"),
+        ("space=R3", "space 'R3' is a point cloud without an orientation grid"),
+        ("ema_decay=1.0", r"ema_decay must lie in \[0, 1\)"),
+        ("max_time_minutes=0", "max_time_minutes must be positive or null"),
+    ],
+)
+def test_invalid_values_are_errors_before_any_work(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_config("md17", "quick", overrides=[override])
 
 
-def test_model_options_are_ponita_arguments() -> None:
-    options = TrainConfig().model_options()
-    assert options["hidden_dim"] == 128 and options["space"] == "R3xS2" and "lr" not in options
+def test_model_section_is_a_valid_ponita_config() -> None:
+    config = load_config("md17", "paper")
+    PonitaConfig(input_dim=3, output_dim=1, task_level="node", **config.model)

@@ -9,8 +9,8 @@ import torch
 from torch_geometric.data import Data
 
 from ponita.datasets import load_rmd17
-from ponita.models import load_potential
-from ponita.train import EpochSampler, RotatedFrames, cosine_with_warmup, load_config, train_potential
+from ponita.models import load_potential, read_checkpoint
+from ponita.train import EpochSampler, MD17Task, RotatedFrames, cosine_with_warmup, fit, load_config
 
 TINY = ["ema_decay=0.5", "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "warmup_epochs=0",
         "max_time_minutes=null", "accelerator=cpu", "num_threads=null", "test_batch_size=10"]
@@ -21,8 +21,8 @@ def frames() -> list[Data]:
     return load_rmd17("ethanol", "train")[:16]
 
 
-def tiny_config(output, *overrides: str):
-    return load_config("quick", overrides=[*TINY, f"output={output}", *overrides])
+def tiny_task(output, *overrides: str) -> MD17Task:
+    return MD17Task(load_config("md17", "quick", overrides=[*TINY, f"output={output}", *overrides]))
 
 
 class StopAfterEpochs(pl.Callback):
@@ -43,23 +43,30 @@ def train_losses(metrics_csv) -> list[float]:
 
 def test_training_lowers_the_loss_and_writes_its_outputs(frames: list[Data], tmp_path) -> None:
     overrides = ["max_epochs=40", "lr=1e-2", "hidden_dim=16", "num_layers=2", "basis_dim=16", "batch_size=4"]
-    result = train_potential(tiny_config(tmp_path / "run", *overrides), frames[:8], frames[12:14], frames[14:16], "tiny")
+    task = tiny_task(tmp_path / "run", *overrides)
+    result = fit(task, frames[:8], frames[12:14], frames[14:16], protocol="tiny", test_protocol="two frames")
     losses = train_losses(result.metrics_csv)
     assert len(losses) == 40 and losses[-1] < 0.9 * losses[0]
-    for path in (result.potential, result.best_checkpoint, result.last_checkpoint, result.learning_curve,
+    for path in (result.model, result.best_checkpoint, result.last_checkpoint, result.learning_curve,
                  result.test_json, tmp_path / "run" / "config.yaml"):
         assert path.is_file()
+    assert result.model.name == "potential.pt"
     scores = json.loads(result.test_json.read_text())
-    assert scores["num_frames"] == 2 and scores["protocol"] == "tiny" and scores["forces_mae_meV_per_A"] > 0
-    assert bool(load_potential(result.potential).network.calibrated)
+    assert scores["num_frames"] == 2 and scores["forces_mae_meV_per_A"] > 0
+    assert (scores["trained_on"], scores["tested_on"]) == ("tiny", "two frames")
+    assert load_potential(result.model).calibrated
+    saved = read_checkpoint(result.model)
+    assert saved.task == "md17" and saved.metadata["protocol"] == "tiny"
+    assert saved.metadata["train_config"] == task.config.as_dict()
+    assert set(saved.metadata["statistics"]) == {"reference_energies", "force_rms"}
 
 
 def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path) -> None:
-    straight = train_potential(tiny_config(tmp_path / "a", "max_epochs=4"), frames[:8], frames[8:10])
-    config = tiny_config(tmp_path / "b", "max_epochs=4")
-    interrupted = train_potential(config, frames[:8], frames[8:10], callbacks=[StopAfterEpochs(2)])
+    straight = fit(tiny_task(tmp_path / "a", "max_epochs=4"), frames[:8], frames[8:10])
+    task = tiny_task(tmp_path / "b", "max_epochs=4")
+    interrupted = fit(task, frames[:8], frames[8:10], callbacks=[StopAfterEpochs(2)])
     assert torch.load(interrupted.last_checkpoint, weights_only=False)["epoch"] == 1
-    resumed = train_potential(config, frames[:8], frames[8:10], resume=interrupted.last_checkpoint)
+    resumed = fit(task, frames[:8], frames[8:10], resume=interrupted.last_checkpoint)
     a = torch.load(straight.last_checkpoint, weights_only=False)
     b = torch.load(resumed.last_checkpoint, weights_only=False)
     assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (3, 16)
@@ -71,10 +78,10 @@ def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path) 
 
 
 def test_new_run_refuses_an_output_folder_with_checkpoints(frames: list[Data], tmp_path) -> None:
-    config = tiny_config(tmp_path, "max_epochs=1")
-    train_potential(config, frames[:4], frames[4:6])
+    task = tiny_task(tmp_path, "max_epochs=1")
+    fit(task, frames[:4], frames[4:6])
     with pytest.raises(ValueError, match="already holds the checkpoints of a run. Continue it with --resume"):
-        train_potential(config, frames[:4], frames[4:6])
+        fit(task, frames[:4], frames[4:6])
 
 
 def test_epoch_sampler_depends_only_on_seed_and_epoch_and_shards_disjointly() -> None:
@@ -107,7 +114,6 @@ def test_cosine_schedule_warms_up_linearly_then_decays_to_zero() -> None:
 
 @pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-mixed", torch.float32)])
 def test_training_runs_in_other_precisions(frames: list[Data], tmp_path, precision: str, dtype: torch.dtype) -> None:
-    config = tiny_config(tmp_path, "max_epochs=1", f"precision={precision}")
-    result = train_potential(config, frames[:4], frames[4:6], frames[6:8])
-    assert load_potential(result.potential).network.embedding.weight.dtype == dtype
+    result = fit(tiny_task(tmp_path, "max_epochs=1", f"precision={precision}"), frames[:4], frames[4:6], frames[6:8])
+    assert load_potential(result.model).network.embedding.weight.dtype == dtype
     assert result.test_metrics["forces_mae_meV_per_A"] > 0

@@ -1,0 +1,148 @@
+"""The task interface: what a zoo task supplies, while the shared stack (:func:`ponita.train.fit`) does the rest.
+
+A task is one class, registered with :func:`register_task`, and a folder of YAML presets. It says where
+its data comes from, which statistics its model needs, how to build the model, its loss and validation
+metrics, and how to test. Trainer construction, EMA, optimiser and schedule, checkpoints, resume, early
+stopping, logging, the learning curve, export and the command line are shared by every task.
+
+See ``docs/adding_a_task.md`` for a walk through a complete task.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+if TYPE_CHECKING:
+    from ._config import TrainConfig
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+_TASKS: dict[str, type["Task"]] = {}
+
+
+class Task:
+    """Base class of zoo tasks; subclasses fill in the class attributes and the methods below.
+
+    An instance holds the run's :class:`~ponita.train.TrainConfig` (``self.config``) and its task options
+    (``self.options``, an instance of :attr:`options_class`).
+
+    Class attributes:
+        name: the task's name on the command line (``ponita train <name>``).
+        options_class: dataclass of the task's options (the ``task_options`` section of a config); its
+            ``__post_init__`` checks them.
+        default_model: :class:`ponita.PonitaConfig` options that differ from the network's defaults.
+        fixed_model_options: the :class:`ponita.PonitaConfig` options the task's model sets itself, with
+            the values used to check a config before any data is read (``input_dim`` may stand in for a
+            number that the data decides).
+        metrics: validation metrics, name → label with unit (e.g. ``"val force MAE (meV/Å)"``); logged as
+            ``val/<name>``, all "lower is better".
+        monitor: the metric of :attr:`metrics` that selects the best epoch and drives early stopping.
+        rotate_fields: vector fields of a sample that training augmentation rotates together (``()``: no
+            augmentation).
+        model_file: file name of the exported model in the run folder.
+        default_preset: the preset ``ponita train <name>`` uses without ``--preset`` (``None``: defaults).
+        train_flags: command-line flags of ``ponita train <name>``: flag → (config key, argparse keywords).
+        test_flags: command-line flags of ``ponita test`` for this task's checkpoints, in the same form.
+    """
+
+    name: ClassVar[str]
+    options_class: ClassVar[type]
+    default_model: ClassVar[dict[str, Any]] = {}
+    fixed_model_options: ClassVar[dict[str, Any]] = {}
+    metrics: ClassVar[dict[str, str]]
+    monitor: ClassVar[str]
+    rotate_fields: ClassVar[tuple[str, ...]] = ()
+    model_file: ClassVar[str] = "model.pt"
+    default_preset: ClassVar[str | None] = None
+    train_flags: ClassVar[dict[str, tuple[str, dict[str, Any]]]] = {}
+    test_flags: ClassVar[dict[str, tuple[str, dict[str, Any]]]] = {}
+
+    def __init__(self, config: "TrainConfig") -> None:
+        self.config = config
+        self.options = config.task_options
+
+    @classmethod
+    def presets_dir(cls) -> Path:
+        """The folder of this task's presets (``train/presets/<name>`` for the tasks shipped with ponita)."""
+        return PRESETS_DIR / cls.name
+
+    # Data.
+    def train_val_data(self) -> tuple[Sequence[Data], Sequence[Data]]:
+        """The training and validation samples."""
+        raise NotImplementedError
+
+    def test_data(self) -> Sequence[Data] | None:
+        """The test samples, or ``None`` when the task has none."""
+        raise NotImplementedError
+
+    def protocol(self) -> str:
+        """One line saying what the model is trained and validated on (stored in the exported model)."""
+        raise NotImplementedError
+
+    def test_protocol(self) -> str:
+        """One line saying what :meth:`test_data` is."""
+        raise NotImplementedError
+
+    # Model.
+    def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
+        """Statistics of the training data that the model needs (JSON-like; stored in the checkpoint)."""
+        return {}
+
+    def build_model(self, statistics: dict[str, Any]) -> nn.Module:
+        """A new zoo model (see :class:`ponita.models.ZooModel`) for ``self.config.model`` and ``statistics``."""
+        raise NotImplementedError
+
+    # Optimisation and evaluation.
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The scalar training loss of ``model`` on ``batch``."""
+        raise NotImplementedError
+
+    def validation_errors(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        """Per-element errors for every name in :attr:`metrics`; each metric is the mean over all elements."""
+        raise NotImplementedError
+
+    def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
+        """Test metrics of ``model`` (in eval mode) on ``data``; JSON-like, written to ``test.json``."""
+        raise NotImplementedError
+
+    @classmethod
+    def format_metrics(cls, metrics: dict[str, Any]) -> str:
+        """A human-readable table of :meth:`test`'s metrics (the command line prints it)."""
+        return "\n".join(f"  {key:32s} {value}" for key, value in metrics.items())
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: makes a :class:`Task` available to ``ponita train``, ``ponita test`` and :func:`load_config`.
+
+    Raises:
+        TypeError: if the class lacks a required attribute, its monitor is not one of its metrics, or the
+            name is taken by another class.
+    """
+    for attribute in ("name", "options_class", "metrics", "monitor"):
+        if not hasattr(cls, attribute):
+            raise TypeError(f"Task {cls.__name__} must define the class attribute {attribute!r}.")
+    if cls.monitor not in cls.metrics:
+        raise TypeError(f"Task {cls.__name__}: monitor {cls.monitor!r} is not one of its metrics {list(cls.metrics)}.")
+    if _TASKS.get(cls.name, cls) is not cls:
+        raise TypeError(f"Another task is already registered as {cls.name!r}.")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def tasks() -> dict[str, type[Task]]:
+    """The registered tasks by name."""
+    return dict(_TASKS)
+
+
+def task_class(name: str) -> type[Task]:
+    """The task registered as ``name``.
+
+    Raises:
+        ValueError: naming the registered tasks, if there is none of that name.
+    """
+    if name not in _TASKS:
+        raise ValueError(f"Unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))}.")
+    return _TASKS[name]
