@@ -60,10 +60,15 @@ def register_model(cls: ModelType) -> ModelType:
     """
     if not dataclasses.is_dataclass(getattr(cls, "config_class", None)) or not hasattr(cls, "from_config"):
         raise TypeError(f"{cls.__name__} needs a dataclass config_class and a from_config classmethod.")
-    if _MODELS.get(cls.__name__, cls) is not cls:
+    if _definition(_MODELS.get(cls.__name__, cls)) != _definition(cls):  # a reloaded module may re-register
         raise TypeError(f"Another model class is already registered as {cls.__name__!r}.")
     _MODELS[cls.__name__] = cls
     return cls
+
+
+def _definition(cls: type) -> tuple[str, str]:
+    """Where a class is defined; the same after its module is imported again."""
+    return cls.__module__, cls.__qualname__
 
 
 def model_classes() -> dict[str, type[nn.Module]]:
@@ -137,7 +142,7 @@ def save_model(model: nn.Module, path: str | Path, task: str | None = None, **me
         TypeError: if ``model`` is not a registered zoo model.
     """
     name = type(model).__name__
-    if _MODELS.get(name) is not type(model):
+    if name not in _MODELS or _definition(_MODELS[name]) != _definition(type(model)):
         raise TypeError(f"{name} is not a registered zoo model; decorate its class with @register_model.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,11 @@ stopping, logging, the learning curve, export and the command line are shared by
 See ``docs/adding_a_task.md`` for a walk through a complete task.
 """
 
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -18,9 +23,13 @@ from torch_geometric.data import Batch, Data
 if TYPE_CHECKING:
     from ._config import TrainConfig
 
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PLUGIN_GROUP = "ponita.tasks"
+"""Entry-point group of task plug-ins: a package lists ``name = "module"`` under it to add its tasks."""
+PLUGIN_VARIABLE = "PONITA_TASKS"
+"""Environment variable of task plug-ins: module names or ``.py`` files, separated by ``os.pathsep``."""
 
 _TASKS: dict[str, type["Task"]] = {}
+_LOADED_PLUGINS: set[str] = set()
 
 
 class Task:
@@ -66,8 +75,8 @@ class Task:
 
     @classmethod
     def presets_dir(cls) -> Path:
-        """The folder of this task's presets (``train/presets/<name>`` for the tasks shipped with ponita)."""
-        return PRESETS_DIR / cls.name
+        """The folder of this task's presets: ``presets/<name>`` beside the module that defines the task."""
+        return Path(sys.modules[cls.__module__].__file__).resolve().parent / "presets" / cls.name
 
     # Data.
     def train_val_data(self) -> tuple[Sequence[Data], Sequence[Data]]:
@@ -126,14 +135,15 @@ def register_task(cls: type[Task]) -> type[Task]:
             raise TypeError(f"Task {cls.__name__} must define the class attribute {attribute!r}.")
     if cls.monitor not in cls.metrics:
         raise TypeError(f"Task {cls.__name__}: monitor {cls.monitor!r} is not one of its metrics {list(cls.metrics)}.")
-    if _TASKS.get(cls.name, cls) is not cls:
+    if _definition(_TASKS.get(cls.name, cls)) != _definition(cls):  # a reloaded module may re-register
         raise TypeError(f"Another task is already registered as {cls.name!r}.")
     _TASKS[cls.name] = cls
     return cls
 
 
 def tasks() -> dict[str, type[Task]]:
-    """The registered tasks by name."""
+    """The registered tasks by name, after importing the plug-ins (see :data:`PLUGIN_GROUP`, :data:`PLUGIN_VARIABLE`)."""
+    _load_plugins()
     return dict(_TASKS)
 
 
@@ -143,6 +153,39 @@ def task_class(name: str) -> type[Task]:
     Raises:
         ValueError: naming the registered tasks, if there is none of that name.
     """
+    _load_plugins()
     if name not in _TASKS:
-        raise ValueError(f"Unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))}.")
+        raise ValueError(
+            f"Unknown task {name!r}; choose one of {', '.join(sorted(_TASKS))} (a task of your own is found through "
+            f"the {PLUGIN_VARIABLE} environment variable or the {PLUGIN_GROUP!r} entry-point group)."
+        )
     return _TASKS[name]
+
+
+def _definition(cls: type) -> tuple[str, str]:
+    """Where a class is defined; the same after its module is imported again."""
+    return cls.__module__, cls.__qualname__
+
+
+def _load_plugins() -> None:
+    """Imports the task modules of installed packages and of :data:`PLUGIN_VARIABLE`, each once."""
+    sources = [entry.value for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP)]
+    sources += [item for item in os.environ.get(PLUGIN_VARIABLE, "").split(os.pathsep) if item.strip()]
+    for source in sources:
+        if source in _LOADED_PLUGINS:
+            continue
+        _LOADED_PLUGINS.add(source)
+        try:
+            if source.endswith(".py"):
+                path = Path(source)
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                if spec is None or not path.is_file():
+                    raise FileNotFoundError(f"{path} does not exist")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[path.stem] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(source)
+        except Exception as error:  # a broken plug-in is reported as such, whatever it raised
+            _LOADED_PLUGINS.discard(source)
+            raise ValueError(f"Cannot import the task plug-in {source!r}: {error}") from error
