@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from ponita.models import read_checkpoint
@@ -19,15 +18,6 @@ def dipole_plugin(monkeypatch) -> None:
     monkeypatch.setenv("PONITA_TASKS", str(PLUGIN))
 
 
-class StopAfterEpochs(pl.Callback):
-    """Interrupts training after a number of epochs, as a killed job would."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
 
 
 def test_the_plugin_task_is_listed_with_its_preset(capsys) -> None:
@@ -52,13 +42,13 @@ def test_the_plugin_task_trains_and_tests_from_the_command_line(tmp_path, capsys
     assert json.loads((tmp_path / "t.json").read_text())["num_clouds"] == 8
 
 
-def test_the_plugin_task_resumes_exactly(tmp_path) -> None:
+def test_the_plugin_task_resumes_exactly(tmp_path, stop_after_epochs) -> None:
     cls = task_class("dipole")
     overrides = ["max_epochs=3", "task_options.num_train=16", "task_options.num_val=8"]
     straight_task = cls(load_config("dipole", "tiny", overrides=[*overrides, f"output={tmp_path / 'a'}"]))
     straight = fit(straight_task, *straight_task.train_val_data())
     task = cls(load_config("dipole", "tiny", overrides=[*overrides, f"output={tmp_path / 'b'}"]))
-    interrupted = fit(task, *task.train_val_data(), callbacks=[StopAfterEpochs(1)])
+    interrupted = fit(task, *task.train_val_data(), callbacks=[stop_after_epochs(1)])
     resumed = fit(task, *task.train_val_data(), resume=interrupted.last_checkpoint)
     a = torch.load(straight.last_checkpoint, weights_only=False)
     b = torch.load(resumed.last_checkpoint, weights_only=False)

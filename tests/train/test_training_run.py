@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch_geometric.data import Data
 
@@ -25,15 +24,6 @@ def tiny_task(output, *overrides: str) -> MD17Task:
     return MD17Task(load_config("md17", "quick", overrides=[*TINY, f"output={output}", *overrides]))
 
 
-class StopAfterEpochs(pl.Callback):
-    """Interrupts training after a number of epochs, as a killed job would."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
 
 
 def train_losses(metrics_csv) -> list[float]:
@@ -61,10 +51,10 @@ def test_training_lowers_the_loss_and_writes_its_outputs(frames: list[Data], tmp
     assert set(saved.metadata["statistics"]) == {"reference_energies", "force_rms"}
 
 
-def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path) -> None:
+def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path, stop_after_epochs) -> None:
     straight = fit(tiny_task(tmp_path / "a", "max_epochs=4"), frames[:8], frames[8:10])
     task = tiny_task(tmp_path / "b", "max_epochs=4")
-    interrupted = fit(task, frames[:8], frames[8:10], callbacks=[StopAfterEpochs(2)])
+    interrupted = fit(task, frames[:8], frames[8:10], callbacks=[stop_after_epochs(2)])
     assert torch.load(interrupted.last_checkpoint, weights_only=False)["epoch"] == 1
     resumed = fit(task, frames[:8], frames[8:10], resume=interrupted.last_checkpoint)
     a = torch.load(straight.last_checkpoint, weights_only=False)
