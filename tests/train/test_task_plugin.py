@@ -18,8 +18,6 @@ def dipole_plugin(monkeypatch) -> None:
     monkeypatch.setenv("PONITA_TASKS", str(PLUGIN))
 
 
-
-
 def test_the_plugin_task_is_listed_with_its_preset(capsys) -> None:
     assert "dipole" in tasks()
     assert main(["train", "--list"]) == 0

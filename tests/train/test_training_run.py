@@ -24,8 +24,6 @@ def tiny_task(output, *overrides: str) -> MD17Task:
     return MD17Task(load_config("md17", "quick", overrides=[*TINY, f"output={output}", *overrides]))
 
 
-
-
 def train_losses(metrics_csv) -> list[float]:
     with open(metrics_csv, newline="") as file:
         return [float(row["train/loss"]) for row in csv.DictReader(file) if row.get("train/loss")]
