@@ -1,4 +1,4 @@
-"""Datasets for interatomic potentials: rMD17, user files read by ASE, splits and training statistics.
+"""Datasets: rMD17 and user files read by ASE for potentials, the charged N-body benchmark, splits and statistics.
 
 Every loader returns a list of ``torch_geometric.data.Data`` frames with ``z`` ``[N]`` (int64 atomic
 numbers), ``pos`` ``[N, 3]`` (float64, Å), ``energy`` ``[1]`` (float64, meV) and ``forces`` ``[N, 3]``
@@ -8,6 +8,17 @@ here and passed to the model's constructor.
 
 from ._ase_files import load_ase_file
 from ._bundled_data import bundled_data_dir
+from ._nbody import (
+    NBODY_SPLITS,
+    NBodySimulations,
+    default_nbody_dir,
+    generate_nbody,
+    load_nbody,
+    nbody_samples,
+    simulate_charged,
+    simulate_charged_reference,
+    write_nbody,
+)
 from ._rmd17 import RMD17_MOLECULES, RMD17_URL, download_rmd17, load_rmd17
 from ._statistics import fit_atomic_reference_energies, force_rms
 from ._train_val_split import train_val_split
@@ -17,13 +28,22 @@ __all__ = [
     "ENERGY_UNITS_TO_MEV",
     "EV_TO_MEV",
     "KCAL_PER_MOL_TO_MEV",
+    "NBODY_SPLITS",
+    "NBodySimulations",
     "RMD17_MOLECULES",
     "RMD17_URL",
     "bundled_data_dir",
+    "default_nbody_dir",
     "download_rmd17",
     "fit_atomic_reference_energies",
     "force_rms",
+    "generate_nbody",
     "load_ase_file",
+    "load_nbody",
     "load_rmd17",
+    "nbody_samples",
+    "simulate_charged",
+    "simulate_charged_reference",
     "train_val_split",
+    "write_nbody",
 ]

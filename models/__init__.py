@@ -1,5 +1,6 @@
-"""The model zoo: interatomic potentials built on :class:`ponita.Ponita`, an ASE calculator, and one
-checkpoint format (:func:`save_model` / :func:`load_model`) for every zoo model."""
+"""The model zoo: interatomic potentials built on :class:`ponita.Ponita` with an ASE calculator, N-body
+forecasters (PONITA and the EGNN baseline), and one checkpoint format (:func:`save_model` /
+:func:`load_model`) for every zoo model."""
 
 from ._calculator import PonitaCalculator
 from ._checkpoint import (
@@ -12,12 +13,19 @@ from ._checkpoint import (
     register_model,
     save_model,
 )
+from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
+from ._nbody import NBodyConfig, PonitaNBody
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
+    "EGNNConfig",
+    "EGNNLayer",
+    "EGNNNBody",
+    "NBodyConfig",
     "PonitaCalculator",
+    "PonitaNBody",
     "PonitaPotential",
     "PotentialConfig",
     "ZooModel",

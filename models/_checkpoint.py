@@ -114,10 +114,17 @@ class Checkpoint:
                 f"{self.path} was written by ponita {saved}; this is ponita {ponita.__version__}. Outputs may differ.",
                 stacklevel=3,
             )
-        model = cls.from_config(cls.config_class(**self.config))
-        if self.dtype == "float64":
-            model.double()  # other dtypes: the weights are cast on loading; float64 buffers (grids) stay exact
-        model.load_state_dict(self.state_dict)
+        try:
+            model = cls.from_config(cls.config_class(**self.config))
+            if self.dtype == "float64":
+                model.double()  # other dtypes: the weights are cast on loading; float64 buffers (grids) stay exact
+            model.load_state_dict(self.state_dict)
+        except (TypeError, ValueError, RuntimeError) as error:
+            reason = str(error).splitlines()[0]
+            raise ValueError(
+                f"{self.path} does not fit this ponita's {self.model_class} (damaged, or written by another version): "
+                f"{reason}"
+            ) from None
         return model.to(map_location).eval()
 
 
@@ -171,13 +178,14 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             checkpoint; the message names the file and what to pass instead.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Checkpoint {path} is a folder, not a file.")
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
     try:
         raw = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # zip, pickle and EOF errors of torch.load all mean: not a readable checkpoint
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{path} is not a readable checkpoint (truncated, or not written by torch.save): {reason}") from None
+    except Exception:  # zip, pickle and EOF errors of torch.load all mean: not a readable checkpoint
+        raise ValueError(f"{path} is not a readable checkpoint (truncated, or not written by torch.save).") from None
     found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
     if found == _LEGACY_POTENTIAL_FORMAT:
         raw = _convert_legacy(raw)
@@ -187,6 +195,9 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "Pass the model file written by `ponita train` (e.g. potential.pt) or save_model; Lightning's .ckpt "
             "files hold the training state and are used with `ponita train --resume`."
         )
+    missing = [key for key in ("model_class", "config", "state_dict", "dtype") if key not in raw]
+    if missing:
+        raise ValueError(f"{path} is a damaged ponita checkpoint: it lacks {', '.join(missing)}.")
     return Checkpoint(path, raw["model_class"], raw["config"], raw["state_dict"], raw["dtype"], raw.get("task"),
                       dict(raw.get("metadata") or {}), dict(raw.get("versions") or {}))
 

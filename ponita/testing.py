@@ -215,8 +215,9 @@ def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) 
         reloaded.double()
     reloaded.load_state_dict(checkpoint["state_dict"], strict=True)
     reloaded.train(model.training)
-    expected = model(data)
-    actual = reloaded(data)
+    expected, actual = model(data), reloaded(data)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    actual = actual if isinstance(actual, tuple) else (actual,)
     for index, (a, b) in enumerate(zip(actual, expected)):
         if a.shape != b.shape or a.dtype != b.dtype or not torch.equal(a, b):
             difference = float((a - b).detach().abs().max()) if a.shape == b.shape else float("nan")

@@ -12,6 +12,7 @@ from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, cosine_with_warmup
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
+from ._nbody import NBodyOptions, NBodyTask
 from ._run import RunResult, export_model, fit, resume_config, task_from_checkpoint, test_checkpoint, train
 from ._task import Task, register_task, task_class, tasks
 
@@ -21,6 +22,8 @@ __all__ = [
     "MD17Options",
     "MD17Task",
     "MDResult",
+    "NBodyOptions",
+    "NBodyTask",
     "RotatedFrames",
     "RunResult",
     "Task",

@@ -16,6 +16,7 @@ when only one part has it (``hidden_dim=64``). Unknown keys are errors that list
 """
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -210,6 +211,8 @@ def _model_fields(cls: type[Task]) -> list[str]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ValueError(f"Config file {path} is a folder.")
     if not path.is_file():
         raise ValueError(f"Config file {path} does not exist.")
     try:
@@ -288,9 +291,12 @@ def _coerce(name: str, value: object, annotation: object) -> object:
             return value
         if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 continue
+            if not math.isfinite(number):
+                raise ValueError(f"{name} must be a finite number, got {value!r}.")
+            return number
         if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     names = " or ".join("None" if kind is type(None) else kind.__name__ for kind in allowed)

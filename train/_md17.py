@@ -71,10 +71,10 @@ class MD17Options:
             raise ValueError(f"split must be one of the official rMD17 splits 1-5, got {self.split}.")
         if not 1 <= self.num_val < RMD17_FRAMES_PER_SPLIT:
             raise ValueError(f"num_val must lie in 1..{RMD17_FRAMES_PER_SPLIT - 1}, got {self.num_val}.")
-        if not self.lambda_forces > 0 or self.test_rotations < 0:
-            raise ValueError(
-                f"lambda_forces must be > 0 and test_rotations ≥ 0, got {self.lambda_forces}, {self.test_rotations}."
-            )
+        if not self.lambda_forces > 0:
+            raise ValueError(f"lambda_forces must be > 0, got {self.lambda_forces}.")
+        if self.test_rotations < 0:
+            raise ValueError(f"test_rotations (--rotations) must be ≥ 0, got {self.test_rotations}.")
 
 
 @register_task

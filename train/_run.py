@@ -162,7 +162,7 @@ def fit(
     if test_data is not None:
         model = read_checkpoint(model_path).build(module.device)
         tested_on = test_protocol if test_protocol is not None else task.test_protocol()
-        test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path)
+        test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path, output)
         test_json = output / "test.json"
         test_json.write_text(json.dumps(test_metrics, indent=2))
     return RunResult(output, model_path, best, last, metrics_csv, curve, test_metrics, test_json)
@@ -204,12 +204,12 @@ def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = (
     Raises:
         ValueError: if the file is not a readable Lightning checkpoint of a ponita run.
     """
+    if not Path(lightning_checkpoint).is_file():
+        raise FileNotFoundError(f"Checkpoint {lightning_checkpoint} does not exist (or is a folder).")
     try:
         state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as error:
-        raise ValueError(f"{lightning_checkpoint} is not a readable Lightning checkpoint: {str(error).splitlines()[0]}") from None
+    except Exception:  # zip, pickle and EOF errors all mean: not a readable checkpoint
+        raise ValueError(f"{lightning_checkpoint} is not a readable Lightning checkpoint (truncated?).") from None
     if not isinstance(state, dict) or "ponita_train_config" not in state:
         raise ValueError(
             f"{lightning_checkpoint} is not a Lightning checkpoint of a ponita run; pass RUN/checkpoints/last.ckpt."
@@ -218,7 +218,9 @@ def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = (
     return load_config(state.get("ponita_task", "md17"), overrides=overrides, base=stored)
 
 
-def test_checkpoint(path: str | Path, overrides: Sequence[str] = (), batch_size: int | None = None) -> dict[str, Any]:
+def test_checkpoint(
+    path: str | Path, overrides: Sequence[str] = (), batch_size: int | None = None, artefacts: str | Path | None = None
+) -> dict[str, Any]:
     """Tests a model file written by ``ponita train`` on its task's test data (what ``ponita test`` runs).
 
     The task, its options and the training protocol come from the file; ``overrides`` (``key=value``,
@@ -228,9 +230,11 @@ def test_checkpoint(path: str | Path, overrides: Sequence[str] = (), batch_size:
         path: a model file (e.g. ``potential.pt``).
         overrides: config overrides applied to the stored training config.
         batch_size: samples per forward pass (default: the config's ``test_batch_size``).
+        artefacts: a folder for the task's output files (e.g. plots); ``None``: none are written.
 
     Returns:
-        The task's test metrics plus ``trained_on``, ``tested_on`` and ``checkpoint``.
+        The task's test metrics plus ``trained_on``, ``tested_on``, ``checkpoint`` and, with
+        ``artefacts``, the files written.
 
     Raises:
         ValueError: if the file is unreadable, records no task, or the overrides are invalid.
@@ -239,25 +243,37 @@ def test_checkpoint(path: str | Path, overrides: Sequence[str] = (), batch_size:
     task = task_from_checkpoint(checkpoint, overrides)
     if batch_size is not None:
         task.config.test_batch_size = batch_size
+    model = checkpoint.build()  # a damaged file fails here, before the data is read
     data = task.test_data()
     if data is None:
         raise ValueError(f"Task {task.name!r} has no test data.")
     trained_on = checkpoint.metadata.get("protocol") or "unknown (the file records no training protocol)"
-    return _test_record(task, checkpoint.build(), data, trained_on, task.test_protocol(), Path(path))
+    folder = Path(artefacts) if artefacts is not None else None
+    return _test_record(task, model, data, trained_on, task.test_protocol(), Path(path), folder)
 
 
 def task_from_checkpoint(checkpoint: Checkpoint, overrides: Sequence[str] = ()) -> Task:
     """The task that produced ``checkpoint``, configured as in training with ``overrides`` applied."""
     if checkpoint.task is None:
         raise ValueError(f"{checkpoint.path} records no task; it was not written by `ponita train`.")
-    base = checkpoint.metadata.get("train_config") or {}
-    return task_class(checkpoint.task)(load_config(checkpoint.task, overrides=overrides, base=base))
+    try:
+        stored = load_config(checkpoint.task, base=checkpoint.metadata.get("train_config") or {})
+    except ValueError as error:
+        raise ValueError(f"The training config stored in {checkpoint.path} does not fit this ponita: {error}") from None
+    return task_class(checkpoint.task)(load_config(checkpoint.task, overrides=overrides, base=stored.as_dict()))
 
 
 def _test_record(task: Task, model: torch.nn.Module, data: Sequence[Data], trained_on: str, tested_on: str,
-                 model_path: Path) -> dict[str, Any]:
-    return {**task.test(model.eval(), data), "trained_on": trained_on, "tested_on": tested_on,
-            "checkpoint": str(model_path)}
+                 model_path: Path, artefacts: Path | None) -> dict[str, Any]:
+    """The task's test metrics with what the model was trained and tested on, and its artefacts."""
+    record = {**task.test(model.eval(), data), "trained_on": trained_on, "tested_on": tested_on,
+              "checkpoint": str(model_path)}
+    if artefacts is not None:
+        artefacts.mkdir(parents=True, exist_ok=True)
+        files = task.write_artefacts(model, data, artefacts)
+        if files:
+            record["artefacts"] = {name: str(file) for name, file in files.items()}
+    return record
 
 
 def _loggers(output: Path, keep_previous: bool) -> list[Logger]:

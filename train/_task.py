@@ -114,8 +114,16 @@ class Task:
         raise NotImplementedError
 
     def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
-        """Test metrics of ``model`` (in eval mode) on ``data``; JSON-like, written to ``test.json``."""
+        """Test metrics of ``model`` (in eval mode, on its device) on ``data``; JSON-like, written to ``test.json``."""
         raise NotImplementedError
+
+    def write_artefacts(self, model: nn.Module, data: Sequence[Data], output: Path) -> dict[str, Path]:
+        """Writes the task's output files (e.g. plots) of ``model`` on the test ``data`` into the folder ``output``.
+
+        Returns:
+            The files written, by name (the default writes none).
+        """
+        return {}
 
     @classmethod
     def format_metrics(cls, metrics: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The ``ponita`` command: ``train <task>``, ``test``, ``md`` and ``demo``. Argument parsing, checks and printing only.
+"""The ``ponita`` command: ``train <task>``, ``test``, ``md``, ``data`` and ``demo``. Argument parsing, checks and printing only.
 
 Every command checks its arguments before it starts work, reports a bad argument or an unreadable file
 as one line on stderr with exit status 2, and leaves no partial output behind.
@@ -7,6 +7,7 @@ as one line on stderr with exit status 2, and leaves no partial output behind.
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 import time
@@ -97,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     md.add_argument("--out", default="traj.xyz", help="extxyz trajectory")
     md.set_defaults(handler=_md)
 
+    data = commands.add_parser("data", help="generate datasets")
+    datasets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    nbody = datasets.add_parser(
+        "nbody", help="generate the charged 5-body benchmark (EGNN's nbody_small, exactly; about a minute)"
+    )
+    nbody.add_argument("--out", help="folder for the .npz files (default: ~/.cache/ponita/nbody, where training looks)")
+    nbody.set_defaults(handler=_data_nbody)
+
     demo = commands.add_parser(
         "demo", help="train the quick preset on the bundled ethanol data, test it and run NVE dynamics"
     )
@@ -142,6 +151,7 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.resume} is a checkpoint of task {config.task!r}; use `ponita train {config.task}`.")
     else:
         config = load_config(args.task, args.preset, args.config, overrides)
+    _check_output(config.output)
     print(f"Training task {config.task} → {config.output}", flush=True)
     start = time.time()
     result = train(config, resume=args.resume, callbacks=[_EpochPrinter()])
@@ -166,15 +176,16 @@ def _test(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog=f"ponita test {args.checkpoint}", description=f"Test a {cls.name} model.")
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--batch-size", type=int, help="samples per forward pass (default: as in training)")
+    parser.add_argument("--artefacts", help="folder for the task's output files, e.g. plots (default: none)")
     _add_flags(parser, cls.test_flags)
     options = parser.parse_args(args.options)
-    if options.json is not None and not Path(options.json).resolve().parent.is_dir():
-        raise UsageError(f"the folder of --json {options.json} does not exist.")
+    if options.json is not None and (Path(options.json).is_dir() or not Path(options.json).resolve().parent.is_dir()):
+        raise UsageError(f"--json {options.json} must be a file in an existing folder.")
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError(f"--batch-size must be ≥ 1, got {options.batch_size}.")
     overrides = _flag_overrides(options, cls.test_flags)
     task_from_checkpoint(checkpoint, overrides)  # checks the options before the data is read
-    record = test_checkpoint(args.checkpoint, overrides, options.batch_size)
+    record = test_checkpoint(args.checkpoint, overrides, options.batch_size, options.artefacts)
     _print_test(cls, record)
     if options.json:
         Path(options.json).write_text(json.dumps(record, indent=2))
@@ -190,10 +201,10 @@ def _md(args: argparse.Namespace) -> int:
 
     from ._molecular_dynamics import run_md
 
-    if args.steps < 1 or not args.timestep > 0 or not args.temperature >= 0:
+    if args.steps < 1 or not 0 < args.timestep < math.inf or not 0 <= args.temperature < math.inf:
         raise UsageError(
-            f"--steps must be ≥ 1, --timestep > 0 fs and --temperature ≥ 0 K; got {args.steps}, {args.timestep}, "
-            f"{args.temperature}."
+            f"--steps must be ≥ 1, --timestep a finite number > 0 fs and --temperature a finite number ≥ 0 K; "
+            f"got {args.steps}, {args.timestep}, {args.temperature}."
         )
     out = Path(args.out)
     if out.is_dir() or not out.resolve().parent.is_dir():
@@ -228,6 +239,8 @@ def _read_structure(path: str) -> Any:
     """The first structure in an ASE-readable file, or a one-line error naming the file."""
     import ase.io
 
+    if Path(path).is_dir():
+        raise UsageError(f"the structure file {path} is a folder.")
     if not Path(path).is_file():
         raise FileNotFoundError(f"Structure file {path} does not exist.")
     try:
@@ -238,6 +251,25 @@ def _read_structure(path: str) -> Any:
     if isinstance(atoms, list) or len(atoms) == 0:
         raise UsageError(f"the structure file {path} holds no atoms.")
     return atoms
+
+
+def _data_nbody(args: argparse.Namespace) -> int:
+    from ponita.datasets import default_nbody_dir, write_nbody
+
+    out = Path(args.out) if args.out else default_nbody_dir()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder.")
+    start = time.time()
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done:6d}/{total} simulations  ({time.time() - start:.0f} s)", end="", flush=True)
+
+    print(f"Generating the charged 5-body benchmark into {out}", flush=True)
+    paths = write_nbody(out, progress)
+    print(f"\nDone in {time.time() - start:.0f} s:")
+    for name, path in paths.items():
+        print(f"  {name:6s} {path}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -252,11 +284,10 @@ def _demo(args: argparse.Namespace) -> int:
     config = load_config(
         "md17", "quick", overrides=[f"output={args.output}", "molecule=ethanol", "split=1", *args.overrides]
     )
+    _check_output(config.output)
     print(f"Demo: training the 'quick' preset on the bundled rMD17 ethanol data ({bundled_data_dir()}) for at "
           f"most {config.max_time_minutes} min, then testing on its 1000 test frames.", flush=True)
-    previous = Path(config.output)
-    if (previous / "config.yaml").is_file():
-        shutil.rmtree(previous)  # the demo starts afresh in its own folder
+    _clear_previous_demo(Path(config.output))
     start = time.time()
     result = train(config, callbacks=[_EpochPrinter()])
     print(f"\nTrained and tested in {time.time() - start:.0f} s.")
@@ -274,6 +305,39 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+_RUN_FILES = ("config.yaml", "potential.pt", "test.json", "learning_curve.png", "nve.xyz")
+_RUN_FOLDERS = ("checkpoints", "logs", "tensorboard")
+
+
+def _clear_previous_demo(output: Path) -> None:
+    """Removes the files of an earlier ``ponita demo`` run in ``output``, and nothing else.
+
+    Raises:
+        UsageError: if ``output`` is a file, or a folder that holds anything but the files of a run.
+    """
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise UsageError(f"--output {output} is a file, not a folder.")
+    unknown = sorted(p.name for p in output.iterdir() if p.name not in (*_RUN_FILES, *_RUN_FOLDERS))
+    if unknown:
+        raise UsageError(f"--output {output} holds files that are not those of a ponita run ({', '.join(unknown[:5])}); "
+                         "choose an empty or new folder.")
+    for name in _RUN_FOLDERS:
+        shutil.rmtree(output / name, ignore_errors=True)
+    for name in _RUN_FILES:
+        (output / name).unlink(missing_ok=True)
+
+
+def _check_output(output: str) -> None:
+    """A run folder must be a folder (or not exist yet)."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output {path} is a file, not a folder.")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise UsageError(f"--output {path} lies under a file.")
+
+
 class _EpochPrinter(pl.Callback):
     """Prints one line per epoch with the training loss and the latest validation metrics (rank 0 only)."""
 
@@ -287,7 +351,7 @@ class _EpochPrinter(pl.Callback):
             return
         loss = metrics.get("train/loss")
         loss_text = f"loss {float(loss):.4g}  " if loss is not None else ""
-        scores = "  ".join(f"{label} {float(metrics[f'val/{name}']):8.2f}" for name, label in task.metrics.items())
+        scores = "  ".join(f"{label} {float(metrics[f'val/{name}']):8.4g}" for name, label in task.metrics.items())
         print(f"  epoch {trainer.current_epoch + 1:4d}/{trainer.max_epochs}  {loss_text}{scores}  "
               f"({time.time() - self.start:.0f} s)", flush=True)
 
@@ -296,6 +360,8 @@ def _print_test(cls: type[Task], record: dict[str, Any]) -> None:
     print(f"\nTrained on: {record['trained_on']}")
     print(f"Tested on:  {record['tested_on']}")
     print(cls.format_metrics(record))
+    for name, path in record.get("artefacts", {}).items():
+        print(f"  {name}: {path}")
 
 
 def _print_md_progress(step: int, potential: float, total: float, temperature: float) -> None:
@@ -316,6 +382,8 @@ def _print_paths(result: Any) -> None:
     print(f"  logs:            {result.metrics_csv}")
     print(f"  learning curve:  {result.learning_curve}")
     print(f"  test results:    {result.test_json}")
+    for name, path in ((result.test_metrics or {}).get("artefacts") or {}).items():
+        print(f"  {name + ':':16s} {path}")
 
 
 if __name__ == "__main__":
