@@ -1,4 +1,4 @@
-"""Datasets: rMD17 and user files read by ASE for potentials, the charged N-body benchmark, splits and statistics.
+"""Datasets: rMD17 and user files read by ASE for potentials, the charged N-body benchmark, QM9, splits and statistics.
 
 Every loader returns a list of ``torch_geometric.data.Data`` frames with ``z`` ``[N]`` (int64 atomic
 numbers), ``pos`` ``[N, 3]`` (float64, Å), ``energy`` ``[1]`` (float64, meV) and ``forces`` ``[N, 3]``
@@ -19,6 +19,19 @@ from ._nbody import (
     simulate_charged_reference,
     write_nbody,
 )
+from ._qm9 import (
+    HARTREE_TO_MEV,
+    QM9,
+    QM9_ATOM_REFERENCES,
+    QM9_FEATURES,
+    QM9_TARGETS,
+    default_qm9_dir,
+    load_qm9,
+    process_qm9,
+    qm9_split,
+    qm9pack_data_dir,
+    read_qm9pack_rows,
+)
 from ._rmd17 import RMD17_MOLECULES, RMD17_URL, download_rmd17, load_rmd17
 from ._statistics import fit_atomic_reference_energies, force_rms
 from ._train_val_split import train_val_split
@@ -27,21 +40,32 @@ from ._units import ENERGY_UNITS_TO_MEV, EV_TO_MEV, KCAL_PER_MOL_TO_MEV
 __all__ = [
     "ENERGY_UNITS_TO_MEV",
     "EV_TO_MEV",
+    "HARTREE_TO_MEV",
     "KCAL_PER_MOL_TO_MEV",
     "NBODY_SPLITS",
     "NBodySimulations",
+    "QM9",
+    "QM9_ATOM_REFERENCES",
+    "QM9_FEATURES",
+    "QM9_TARGETS",
     "RMD17_MOLECULES",
     "RMD17_URL",
     "bundled_data_dir",
     "default_nbody_dir",
+    "default_qm9_dir",
     "download_rmd17",
     "fit_atomic_reference_energies",
     "force_rms",
     "generate_nbody",
     "load_ase_file",
     "load_nbody",
+    "load_qm9",
     "load_rmd17",
     "nbody_samples",
+    "process_qm9",
+    "qm9_split",
+    "qm9pack_data_dir",
+    "read_qm9pack_rows",
     "simulate_charged",
     "simulate_charged_reference",
     "train_val_split",

@@ -1,5 +1,5 @@
 """The model zoo: interatomic potentials built on :class:`ponita.Ponita` with an ASE calculator, N-body
-forecasters (PONITA and the EGNN baseline), and one checkpoint format (:func:`save_model` /
+forecasters (PONITA and the EGNN baseline), molecular property regression, and one checkpoint format (:func:`save_model` /
 :func:`load_model`) for every zoo model."""
 
 from ._calculator import PonitaCalculator
@@ -16,6 +16,7 @@ from ._checkpoint import (
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
+from ._property import PonitaRegressor, RegressorConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -27,7 +28,9 @@ __all__ = [
     "PonitaCalculator",
     "PonitaNBody",
     "PonitaPotential",
+    "PonitaRegressor",
     "PotentialConfig",
+    "RegressorConfig",
     "ZooModel",
     "compute_forces",
     "load_model",

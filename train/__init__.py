@@ -13,6 +13,7 @@ from ._lightning_module import TaskModule, cosine_with_warmup
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
 from ._nbody import NBodyOptions, NBodyTask
+from ._qm9 import QM9Options, QM9Task
 from ._run import RunResult, export_model, fit, resume_config, task_from_checkpoint, test_checkpoint, train
 from ._task import Task, register_task, task_class, tasks
 
@@ -24,6 +25,8 @@ __all__ = [
     "MDResult",
     "NBodyOptions",
     "NBodyTask",
+    "QM9Options",
+    "QM9Task",
     "RotatedFrames",
     "RunResult",
     "Task",

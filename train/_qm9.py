@@ -1,0 +1,132 @@
+r"""The ``qm9`` task: one QM9 property per model, as PONITA's QM9 regression benchmark.
+
+Inputs are PyG's eleven per-atom features (no vectors); the model sums per-atom outputs and undoes the
+standardisation by the training mean and population standard deviation; the loss is the L1 error of the
+standardised target; the metric the MAE in the literature's unit. Split: ``RandomState(42)``
+permutation of the 130,831 molecules in QM9 ``Index`` order, 110,000 train / 10,000 validation / 10,831
+test (:func:`ponita.datasets.qm9_split`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from ponita.datasets import QM9_FEATURES, QM9_TARGETS, load_qm9, qm9_split
+from ponita.models import PonitaRegressor, RegressorConfig
+
+from ._task import Task, register_task
+
+
+@dataclass
+class QM9Options:
+    """The ``task_options`` of ``qm9``.
+
+    Attributes:
+        target: one of :data:`ponita.datasets.QM9_TARGETS` (``mu``, ``alpha``, ``homo``, ``lumo``, ``gap``,
+            ``r2``, ``zpve``, ``U0``, ``U``, ``H``, ``G``, ``Cv``).
+        graph: ``"full"`` (the network connects all atoms of a molecule) or ``"bonds"`` (the network gets
+            the bonds, e.g. to lift them to oriented points with ``space=R3xS2-lifted``).
+        data_dir: folder of the processed QM9 cache (``None``: ``~/.cache/ponita/qm9``).
+        num_train: use the first this many training molecules of the split (``None``: all 110,000).
+        num_val: the first this many validation molecules (``None``: all 10,000).
+        num_test: the first this many test molecules (``None``: all 10,831).
+    """
+
+    target: str = "mu"
+    graph: str = "full"
+    data_dir: str | None = None
+    num_train: int | None = None
+    num_val: int | None = None
+    num_test: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in QM9_TARGETS:
+            raise ValueError(f"Unknown QM9 target {self.target!r}; choose one of {', '.join(QM9_TARGETS)}.")
+        if self.graph not in ("full", "bonds"):
+            raise ValueError(f"graph must be 'full' or 'bonds', got {self.graph!r}.")
+        for name in ("num_train", "num_val", "num_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
+
+
+@register_task
+class QM9Task(Task):
+    """QM9 property regression: one of the twelve targets from 3D geometry and atom features (PonitaRegressor)."""
+
+    name = "qm9"
+    options_class = QM9Options
+    default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
+    fixed_model_options = {"input_dim": len(QM9_FEATURES), "output_dim": 1, "task_level": "graph", "input_dim_vec": 0,
+                           "output_dim_vec": 0, "kernel_condition_dim": 0}
+    metrics = {"mae": "val MAE"}
+    monitor = "mae"
+    rotate_fields = ("pos",)
+    model_file = "model.pt"
+    default_preset = "paper"
+    train_flags = {
+        "--target": ("task_options.target", {"choices": list(QM9_TARGETS), "help": "the property to regress"}),
+        "--data-dir": ("task_options.data_dir", {"help": "folder of the processed QM9 cache"}),
+    }
+    test_flags = {
+        "--data-dir": ("task_options.data_dir", {"help": "folder of the processed QM9 cache"}),
+        "--num-test": ("task_options.num_test", {"type": int, "help": "the first N test molecules (default: all)"}),
+    }
+
+    def _molecules(self, part: str, limit: int | None) -> list[Data]:
+        if getattr(self, "_qm9", None) is None:
+            self._qm9 = load_qm9(self.options.data_dir)
+        qm9 = self._qm9
+        rows = qm9_split(len(qm9))[part][:limit]
+        return [qm9.molecule(int(row), self.options.target) for row in rows]
+
+    def train_val_data(self) -> tuple[list[Data], list[Data]]:
+        return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
+
+    def test_data(self) -> list[Data]:
+        return self._molecules("test", self.options.num_test)
+
+    def _unit(self) -> str:
+        return QM9_TARGETS[self.options.target][2]
+
+    def protocol(self) -> str:
+        num_train, num_val = self.options.num_train or 110_000, self.options.num_val or 10_000
+        return (f"QM9 {self.options.target} ({self._unit()}), DimeNet/PONITA split (RandomState(42)): train on the "
+                f"first {num_train:,} training molecules, validate on {num_val:,}")
+
+    def test_protocol(self) -> str:
+        return f"QM9 {self.options.target}: {self.options.num_test or 10_831:,} test molecules of the same split"
+
+    def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
+        y = torch.cat([molecule.y for molecule in train])  # [M]
+        return {"mean": float(y.mean()), "std": float(y.std(correction=0))}
+
+    def build_model(self, statistics: dict[str, Any]) -> PonitaRegressor:
+        config = RegressorConfig(statistics["mean"], statistics["std"], len(QM9_FEATURES),
+                                 use_bonds=self.options.graph == "bonds", network=dict(self.config.model))
+        return PonitaRegressor(config)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        target = ((batch.y - model.mean) / model.std).to(model.network.embedding.weight.dtype)  # [G]
+        return (model.standardised(batch) - target).abs().mean()
+
+    def validation_errors(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        return {"mae": (model(batch) - batch.y).abs()}  # [G]
+
+    def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
+        device = next(model.parameters()).device
+        errors = []
+        with torch.no_grad():
+            for start in range(0, len(data), self.config.test_batch_size):
+                batch = Batch.from_data_list(list(data[start : start + self.config.test_batch_size])).to(device)
+                errors.append((model(batch) - batch.y).abs())
+        return {"target": self.options.target, "unit": self._unit(), "mae": float(torch.cat(errors).mean()),
+                "num_molecules": len(data)}
+
+    @classmethod
+    def format_metrics(cls, metrics: dict[str, Any]) -> str:
+        return f"  test MAE of {metrics['target']}: {metrics['mae']:.5g} {metrics['unit']}  ({metrics['num_molecules']} molecules)"
