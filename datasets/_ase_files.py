@@ -42,8 +42,16 @@ def load_ase_file(
             forces, has non-finite values, or is periodic.
 
     Example:
-        >>> frames = load_ase_file("train.extxyz", energy_unit="eV")  # doctest: +SKIP
-        >>> frames[0].energy  # in meV  # doctest: +SKIP
+        >>> import tempfile
+        >>> from ase import Atoms
+        >>> from ase.calculators.singlepoint import SinglePointCalculator
+        >>> water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+        >>> water.calc = SinglePointCalculator(water, energy=-14.2, forces=[[0.1, 0, 0], [-0.1, 0, 0], [0, 0, 0]])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     ase.io.write(f"{folder}/train.extxyz", [water])
+        ...     frames = load_ase_file(f"{folder}/train.extxyz", energy_unit="eV")
+        >>> frames[0].z.tolist(), frames[0].energy, frames[0].forces[0]  # in meV and meV/Å
+        ([8, 1, 1], tensor([-14200.], dtype=torch.float64), tensor([100.,   0.,   0.], dtype=torch.float64))
     """
     if energy_unit not in ENERGY_UNITS_TO_MEV:
         raise ValueError(f"Unknown energy_unit {energy_unit!r}; choose one of {', '.join(ENERGY_UNITS_TO_MEV)}.")

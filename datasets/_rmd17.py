@@ -129,8 +129,19 @@ def download_rmd17(root: str | Path, *, url: str = RMD17_URL, timeout: float = 6
         ValueError: If the archive holds an unsafe member, or does not contain ``rmd17/npz_data``.
 
     Example:
-        >>> data_dir = download_rmd17("~/data/rmd17")  # doctest: +SKIP
-        >>> frames = load_rmd17("aspirin", "train", split=1, data_dir=data_dir)  # doctest: +SKIP
+        ``download_rmd17("~/data/rmd17")`` fetches the official archive. Offline, ``url`` can name a local
+        copy; here a stand-in archive with three frames of the bundled ethanol file as split 1:
+
+        >>> import tarfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "index.csv").write_text("0\\n1\\n2\\n")
+        >>> with tarfile.open(folder / "rmd17.tar.bz2", "w:bz2") as archive:
+        ...     archive.add(bundled_data_dir() / "rmd17_ethanol_test_01.npz", "rmd17/npz_data/rmd17_ethanol.npz")
+        ...     archive.add(folder / "index.csv", "rmd17/splits/index_test_01.csv")
+        >>> data_dir = download_rmd17(folder / "data", url=(folder / "rmd17.tar.bz2").as_uri())
+        >>> len(load_rmd17("ethanol", "test", split=1, data_dir=data_dir))
+        3
+        >>> shutil.rmtree(folder)
     """
     root = Path(root).expanduser()
     if (root / "rmd17" / "npz_data").is_dir():

@@ -230,7 +230,13 @@ def load_potential(path: str | Path, map_location: str | torch.device = "cpu") -
         ValueError: if the file is unreadable, or holds another kind of model (the message names it).
 
     Example:
-        >>> model = load_potential("runs/quick/potential.pt")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from ponita.models import PonitaPotential, load_potential, save_model
+        >>> model = PonitaPotential([1, 8], {1: -10.0, 8: -20.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4)
+        >>> with tempfile.TemporaryDirectory() as folder:  # e.g. runs/quick/potential.pt of `ponita train md17`
+        ...     loaded = load_potential(save_model(model, f"{folder}/potential.pt", task="md17"))
+        >>> loaded.training, loaded.config == model.config, torch.equal(loaded.scale, model.scale)
+        (False, True, True)
     """
     checkpoint = read_checkpoint(path, map_location)
     if checkpoint.model_class != PonitaPotential.__name__:

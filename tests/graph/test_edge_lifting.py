@@ -104,8 +104,11 @@ def test_lifting_on_gpu_matches_cpu(batched_cloud):
     assert torch.allclose(lifted.ori.cpu(), expected.ori)
 
 
-    with pytest.raises(ValueError, match="edge_index is on cpu but pos is on cuda"):
-        lift_edges_to_oriented_points(pos.cuda(), edge_index)
+def test_lifting_rejects_edge_index_on_another_device_than_pos():
+    # The meta device stands in for a GPU: the check runs on any machine.
+    edge_index = torch.tensor([[1, 2], [0, 0]], device="meta")
+    with pytest.raises(ValueError, match="edge_index is on meta but pos is on cpu. Move both to the same device"):
+        lift_edges_to_oriented_points(torch.rand(3, 3), edge_index)
 
 
 def test_lifting_of_no_edges_is_empty():

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 
@@ -76,12 +74,11 @@ def test_radius_graph_max_num_neighbors_keeps_the_nearest(
     check_receiver_sorted(edge_index, len(pos))
 
 
-def test_radius_graph_on_20k_points_stays_fast_and_exact_on_a_sample(check_receiver_sorted):
+def test_radius_graph_on_20k_points_is_exact_on_a_sample(check_receiver_sorted):
+    # Speed is measured by the benchmarks, not here (STYLE R14).
     side = 17.0  # about 15 neighbours per point within radius 1
     pos = side * torch.rand(20_000, 3)  # [N, 3]
-    start = time.perf_counter()
     edge_index = radius_graph(pos, 1.0)
-    assert time.perf_counter() - start < 10.0
     check_receiver_sorted(edge_index, len(pos))
     degrees = torch.bincount(edge_index[1], minlength=len(pos))  # [N]
     sample = torch.randperm(len(pos))[:100]
