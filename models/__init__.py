@@ -16,6 +16,7 @@ from ._checkpoint import (
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
+from ._network_model import NetworkModel
 from ._property import PonitaRegressor, RegressorConfig
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EGNNLayer",
     "EGNNNBody",
     "NBodyConfig",
+    "NetworkModel",
     "PonitaCalculator",
     "PonitaNBody",
     "PonitaPotential",

@@ -16,6 +16,7 @@ from ponita import Ponita
 from ponita.ops import scatter_sum
 
 from ._checkpoint import read_checkpoint, register_model
+from ._network_model import NetworkModel
 
 # The largest atomic number in the periodic table (oganesson); size of the element lookup table.
 _MAX_ATOMIC_NUMBER = 118
@@ -67,7 +68,7 @@ class PotentialConfig:
 
 
 @register_model
-class PonitaPotential(nn.Module):
+class PonitaPotential(NetworkModel):
     r"""A PONITA network that predicts a molecule's energy as a sum of atomic energies, and forces.
 
     .. math::
@@ -168,11 +169,6 @@ class PonitaPotential(nn.Module):
         """A potential with the architecture and statistics of ``config`` (fresh network weights)."""
         return cls(config.atomic_numbers, config.reference_energies, config.scale, **config.network)
 
-    @property
-    def calibrated(self) -> bool:
-        """Whether :meth:`calibrate` has run (stored in the state dict)."""
-        return bool(self.network.calibrated)
-
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         """Energies and forces of a batch of molecules; ``data`` is not modified.
 
@@ -198,11 +194,9 @@ class PonitaPotential(nn.Module):
         num_graphs = int(batch.max()) + 1
         return scatter_sum(atomic, batch, num_graphs)  # [G]
 
-    @torch.no_grad()
-    def calibrate(self, data: Data) -> None:
-        """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
+    def _inputs(self, data: Data) -> Data:
         one_hot, batch = self._atom_inputs(data)
-        self.network.calibrate(Data(pos=data.pos, x=one_hot, batch=batch))
+        return Data(pos=data.pos, x=one_hot, batch=batch)
 
     def _atom_inputs(self, data: Data) -> tuple[Tensor, Tensor]:
         """One-hot element encoding ``[N, T]`` and graph index ``[N]`` of ``data``."""

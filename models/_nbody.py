@@ -12,13 +12,13 @@ current position,
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch_geometric.data import Data
 
 from ponita import Ponita
 
 from ._checkpoint import register_model
+from ._network_model import NetworkModel
 
 
 @dataclass
@@ -30,7 +30,7 @@ class NBodyConfig:
 
 
 @register_model
-class PonitaNBody(nn.Module):
+class PonitaNBody(NetworkModel):
     """Predicts each particle's future position as its position plus an equivariant displacement.
 
     Shapes:
@@ -52,25 +52,10 @@ class PonitaNBody(nn.Module):
         self.network = Ponita(input_dim=1, input_dim_vec=1, output_dim=0, output_dim_vec=1, task_level="node",
                               **config.network)
 
-    @classmethod
-    def from_config(cls, config: NBodyConfig) -> "PonitaNBody":
-        return cls(config)
-
-    @property
-    def calibrated(self) -> bool:
-        """Whether :meth:`calibrate` has run (stored in the state dict)."""
-        return bool(self.network.calibrated)
-
-    @torch.no_grad()
-    def calibrate(self, data: Data) -> None:
-        """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
-        self.network.calibrate(self._inputs(data))
-
     def forward(self, data: Data) -> Tensor:
         """Predicted positions ``[N, 3]``."""
         _, displacement = self.network(self._inputs(data))  # [N, 1, 3]
         return data.pos + displacement[:, 0]
 
-    @staticmethod
-    def _inputs(data: Data) -> Data:
+    def _inputs(self, data: Data) -> Data:
         return Data(pos=data.pos, x=data.charge, vec=data.vel[:, None], batch=data.batch)

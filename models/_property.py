@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch_geometric.data import Data
 
 from ponita import Ponita
 
 from ._checkpoint import register_model
+from ._network_model import NetworkModel
 
 
 @dataclass
@@ -45,7 +46,7 @@ class RegressorConfig:
 
 
 @register_model
-class PonitaRegressor(nn.Module):
+class PonitaRegressor(NetworkModel):
     """Predicts one property per molecule: ``data.x`` ``[N, F]``, ``data.pos`` ``[N, 3]`` → ``[G]``.
 
     Example:
@@ -62,20 +63,6 @@ class PonitaRegressor(nn.Module):
         self.network = Ponita(input_dim=config.input_dim, output_dim=1, task_level="graph", **config.network)
         self.register_buffer("mean", torch.tensor(float(config.mean), dtype=torch.float64))
         self.register_buffer("std", torch.tensor(float(config.std), dtype=torch.float64))
-
-    @classmethod
-    def from_config(cls, config: RegressorConfig) -> "PonitaRegressor":
-        return cls(config)
-
-    @property
-    def calibrated(self) -> bool:
-        """Whether :meth:`calibrate` has run (stored in the state dict)."""
-        return bool(self.network.calibrated)
-
-    @torch.no_grad()
-    def calibrate(self, data: Data) -> None:
-        """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
-        self.network.calibrate(self._inputs(data))
 
     def standardised(self, data: Data) -> Tensor:
         """The network's sum over atoms, :math:`(\\hat y - \\mu) / \\sigma`, ``[G]``."""

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from ponita import Ponita
-from ponita.models import register_model
+from ponita.models import NetworkModel, register_model
 from ponita.train import Task, register_task
 
 
@@ -48,7 +48,7 @@ class DipoleModelConfig:
 
 
 @register_model
-class DipoleModel(nn.Module):
+class DipoleModel(NetworkModel):
     """A graph-level vector readout of a :class:`ponita.Ponita` fed the charges, times the RMS dipole norm."""
 
     config_class = DipoleModelConfig
@@ -59,20 +59,12 @@ class DipoleModel(nn.Module):
         self.network = Ponita(input_dim=1, output_dim=0, output_dim_vec=1, task_level="graph", **config.network)
         self.register_buffer("scale", torch.tensor(float(config.scale)))
 
-    @classmethod
-    def from_config(cls, config: DipoleModelConfig) -> "DipoleModel":
-        return cls(config)
-
-    @property
-    def calibrated(self) -> bool:
-        return bool(self.network.calibrated)
-
-    def calibrate(self, data: Data) -> None:
-        self.network.calibrate(Data(pos=data.pos, x=data.charge, batch=data.batch))
+    def _inputs(self, data: Data) -> Data:
+        return Data(pos=data.pos, x=data.charge, batch=data.batch)
 
     def forward(self, data: Data) -> Tensor:
         """Dipoles ``[G, 3]`` of the clouds in ``data``."""
-        _, vector = self.network(Data(pos=data.pos, x=data.charge, batch=data.batch))  # [G, 1, 3]
+        _, vector = self.network(self._inputs(data))  # [G, 1, 3]
         return vector[:, 0] * self.scale  # [G, 3]
 
 

@@ -1,0 +1,38 @@
+"""The shared part of zoo models built around one :class:`ponita.Ponita`: construction, calibration, its flag."""
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
+
+
+class NetworkModel(nn.Module):
+    """Base of zoo models whose learnable part is one :class:`ponita.Ponita`, ``self.network``.
+
+    A subclass sets ``config_class``, builds ``self.config`` and ``self.network`` in ``__init__(config)``,
+    and says in :meth:`_inputs` what the network sees of a batch; it inherits ``from_config``,
+    ``calibrated`` and ``calibrate`` (the :class:`~ponita.models.ZooModel` protocol).
+    """
+
+    config_class: ClassVar[type]
+    network: nn.Module
+
+    @classmethod
+    def from_config(cls, config: Any) -> "NetworkModel":
+        """A model with the architecture (and statistics) of ``config``, with fresh network weights."""
+        return cls(config)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether :meth:`calibrate` has run (stored in the state dict)."""
+        return bool(self.network.calibrated)
+
+    @torch.no_grad()
+    def calibrate(self, data: Data) -> None:
+        """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
+        self.network.calibrate(self._inputs(data))
+
+    def _inputs(self, data: Data) -> Data:
+        """The network's input for a batch of the task's samples."""
+        raise NotImplementedError
