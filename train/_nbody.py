@@ -114,13 +114,7 @@ class NBodyTask(Task):
         return {"mse": (model(batch) - batch.target).square()}  # [N, 3]
 
     def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
-        device = next(model.parameters()).device
-        squared = []
-        with torch.no_grad():
-            for start in range(0, len(data), self.config.test_batch_size):
-                batch = Batch.from_data_list(list(data[start : start + self.config.test_batch_size])).to(device)
-                squared.append((model(batch) - batch.target).double().square().flatten())
-        return {"mse": float(torch.cat(squared).mean()), "num_simulations": len(data)}
+        return {**self.mean_errors(model, data), "num_simulations": len(data)}
 
     def write_artefacts(self, model: nn.Module, data: Sequence[Data], output: Path) -> dict[str, Path]:
         if self.options.plot_systems == 0:

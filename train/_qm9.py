@@ -118,13 +118,7 @@ class QM9Task(Task):
         return {"mae": (model(batch) - batch.y).abs()}  # [G]
 
     def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
-        device = next(model.parameters()).device
-        errors = []
-        with torch.no_grad():
-            for start in range(0, len(data), self.config.test_batch_size):
-                batch = Batch.from_data_list(list(data[start : start + self.config.test_batch_size])).to(device)
-                errors.append((model(batch) - batch.y).abs())
-        return {"target": self.options.target, "unit": self._unit(), "mae": float(torch.cat(errors).mean()),
+        return {"target": self.options.target, "unit": self._unit(), **self.mean_errors(model, data),
                 "num_molecules": len(data)}
 
     @classmethod

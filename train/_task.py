@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
@@ -116,6 +117,24 @@ class Task:
     def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
         """Test metrics of ``model`` (in eval mode, on its device) on ``data``; JSON-like, written to ``test.json``."""
         raise NotImplementedError
+
+    def mean_errors(self, model: nn.Module, data: Sequence[Data]) -> dict[str, float]:
+        """The mean of :meth:`validation_errors` over all of ``data`` (float64), for each metric.
+
+        Runs in batches of the config's ``test_batch_size`` on the model's device, without gradients (a
+        model that needs them, such as a potential's forces, enables them itself).
+        """
+        device = next(model.parameters()).device
+        sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in self.metrics}
+        counts = dict.fromkeys(self.metrics, 0)
+        size = self.config.test_batch_size
+        with torch.no_grad():
+            for start in range(0, len(data), size):
+                batch = Batch.from_data_list(list(data[start : start + size])).to(device)
+                for name, errors in self.validation_errors(model, batch).items():
+                    sums[name] += errors.detach().double().sum()
+                    counts[name] += errors.numel()
+        return {name: float(sums[name] / counts[name]) for name in self.metrics}
 
     def write_artefacts(self, model: nn.Module, data: Sequence[Data], output: Path) -> dict[str, Path]:
         """Writes the task's output files (e.g. plots) of ``model`` on the test ``data`` into the folder ``output``.
