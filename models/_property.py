@@ -16,6 +16,8 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ponita import Ponita
+from ponita.graph import fully_connected_graph, lift_edges_to_oriented_points
+from ponita.ops import scatter_mean, scatter_sum
 
 from ._checkpoint import register_model
 from ._network_model import NetworkModel
@@ -29,20 +31,25 @@ class RegressorConfig:
         mean: :math:`\\mu`, the training mean of the target.
         std: :math:`\\sigma`, the training (population) standard deviation of the target; positive.
         input_dim: per-atom input features (``data.x``).
-        use_bonds: give the molecule's bonds (``data.edge_index``) to the network, e.g. to lift them to
-            oriented points (``space="R3xS2-lifted"``); otherwise the network builds its own graph.
+        lift_bonds: PONITA's QM9 point cloud (``num_ori=-1``): every directed bond (``data.edge_index``)
+            becomes an oriented point at its receiving atom, all oriented points of a molecule are
+            connected, and their outputs are averaged per atom before the sum over atoms; needs
+            ``space="R3xS2-points"``. Otherwise the network sees the atoms and builds its own graph.
         network: the :class:`ponita.Ponita` options except ``input_dim``, ``output_dim`` and ``task_level``.
     """
 
     mean: float
     std: float
     input_dim: int
-    use_bonds: bool = False
+    lift_bonds: bool = False
     network: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.std > 0:
             raise ValueError(f"std must be positive, got {self.std}.")
+        space = self.network.get("space", "R3xS2")
+        if self.lift_bonds != (space == "R3xS2-points"):
+            raise ValueError(f"lift_bonds={self.lift_bonds} needs space R3xS2-points and only that, got {space!r}.")
 
 
 @register_model
@@ -60,21 +67,31 @@ class PonitaRegressor(NetworkModel):
     def __init__(self, config: RegressorConfig) -> None:
         super().__init__()
         self.config = config
-        self.network = Ponita(input_dim=config.input_dim, output_dim=1, task_level="graph", **config.network)
+        task_level = "node" if config.lift_bonds else "graph"  # lifted points are averaged per atom first
+        self.network = Ponita(input_dim=config.input_dim, output_dim=1, task_level=task_level, **config.network)
         self.register_buffer("mean", torch.tensor(float(config.mean), dtype=torch.float64))
         self.register_buffer("std", torch.tensor(float(config.std), dtype=torch.float64))
 
     def standardised(self, data: Data) -> Tensor:
         """The network's sum over atoms, :math:`(\\hat y - \\mu) / \\sigma`, ``[G]``."""
-        scalar, _ = self.network(self._inputs(data))  # [G, 1]
-        return scalar[:, 0]
+        inputs = self._inputs(data)
+        scalar, _ = self.network(inputs)  # [G, 1], or [M, 1] per lifted point
+        if not self.config.lift_bonds:
+            return scalar[:, 0]
+        atoms = scatter_mean(scalar[:, 0], inputs.atom_index, data.pos.shape[0])  # [N]
+        return scatter_sum(atoms, inputs.atom_batch, int(inputs.atom_batch.max()) + 1)  # [G]
 
     def forward(self, data: Data) -> Tensor:
         """Predicted property ``[G]`` in the target's unit (float64)."""
         return self.standardised(data).double() * self.std + self.mean
 
     def _inputs(self, data: Data) -> Data:
-        inputs = Data(pos=data.pos, x=data.x.to(self.network.embedding.weight.dtype), batch=data.batch)
-        if self.config.use_bonds:
-            inputs.edge_index = data.edge_index
-        return inputs
+        x = data.x.to(self.network.embedding.weight.dtype)  # [N, F]
+        if not self.config.lift_bonds:
+            return Data(pos=data.pos, x=x, batch=data.batch)
+        batch = data.batch if data.batch is not None else torch.zeros_like(data.pos[:, 0], dtype=torch.long)  # [N]
+        connect = fully_connected_graph(batch, data.pos.shape[0])  # [2, E]
+        lifted = lift_edges_to_oriented_points(data.pos, data.edge_index, connect_index=connect)
+        index = lifted.node_index  # [M]
+        return Data(pos=lifted.pos, ori=lifted.ori, x=x[index], edge_index=lifted.edge_index, batch=batch[index],
+                    atom_index=index, atom_batch=batch)

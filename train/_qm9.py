@@ -18,6 +18,7 @@ from torch_geometric.data import Batch, Data
 from ponita.datasets import QM9_FEATURES, QM9_TARGETS, load_qm9, qm9_split
 from ponita.models import PonitaRegressor, RegressorConfig
 
+from ._config import TrainConfig
 from ._task import Task, register_task
 
 
@@ -28,8 +29,9 @@ class QM9Options:
     Attributes:
         target: one of :data:`ponita.datasets.QM9_TARGETS` (``mu``, ``alpha``, ``homo``, ``lumo``, ``gap``,
             ``r2``, ``zpve``, ``U0``, ``U``, ``H``, ``G``, ``Cv``).
-        graph: ``"full"`` (the network connects all atoms of a molecule) or ``"bonds"`` (the network gets
-            the bonds, e.g. to lift them to oriented points with ``space=R3xS2-lifted``).
+        graph: ``"full"`` (the network connects all atoms of a molecule) or ``"lifted-bonds"`` (every
+            directed bond becomes an oriented point at its receiving atom and all of a molecule's points
+            are connected: PONITA's ``num_ori=-1``; with ``model.space=R3xS2-points``).
         data_dir: folder of the processed QM9 cache (``None``: ``~/.cache/ponita/qm9``).
         num_train: use the first this many training molecules of the split (``None``: all 110,000).
         num_val: the first this many validation molecules (``None``: all 10,000).
@@ -46,8 +48,8 @@ class QM9Options:
     def __post_init__(self) -> None:
         if self.target not in QM9_TARGETS:
             raise ValueError(f"Unknown QM9 target {self.target!r}; choose one of {', '.join(QM9_TARGETS)}.")
-        if self.graph not in ("full", "bonds"):
-            raise ValueError(f"graph must be 'full' or 'bonds', got {self.graph!r}.")
+        if self.graph not in ("full", "lifted-bonds"):
+            raise ValueError(f"graph must be 'full' or 'lifted-bonds', got {self.graph!r}.")
         for name in ("num_train", "num_val", "num_test"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -76,6 +78,16 @@ class QM9Task(Task):
         "--data-dir": ("task_options.data_dir", {"help": "folder of the processed QM9 cache"}),
         "--num-test": ("task_options.num_test", {"type": int, "help": "the first N test molecules (default: all)"}),
     }
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        lifted, space = self.options.graph == "lifted-bonds", config.model.get("space")
+        if lifted != (space == "R3xS2-points"):
+            raise ValueError(
+                f"task_options.graph={self.options.graph} goes with model.space="
+                f"{'R3xS2-points' if lifted else 'a space that builds its own graph'}, got {space!r}; "
+                "the lifted preset sets both."
+            )
 
     def _molecules(self, part: str, limit: int | None) -> list[Data]:
         if getattr(self, "_qm9", None) is None:
@@ -107,7 +119,7 @@ class QM9Task(Task):
 
     def build_model(self, statistics: dict[str, Any]) -> PonitaRegressor:
         config = RegressorConfig(statistics["mean"], statistics["std"], len(QM9_FEATURES),
-                                 use_bonds=self.options.graph == "bonds", network=dict(self.config.model))
+                                 lift_bonds=self.options.graph == "lifted-bonds", network=dict(self.config.model))
         return PonitaRegressor(config)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:

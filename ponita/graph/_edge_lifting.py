@@ -31,7 +31,7 @@ class LiftedPointCloud(NamedTuple):
     edge_index: Tensor
 
 
-def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor) -> LiftedPointCloud:
+def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor, connect_index: Tensor | None = None) -> LiftedPointCloud:
     """Lifts each edge of an atom graph to an oriented point at its receiver (PONITA's ``num_ori=-1`` mode).
 
     Each directed non-loop edge ``j -> i`` becomes one lifted point at atom ``i``, with position
@@ -41,10 +41,12 @@ def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor) -> LiftedPoin
         o = \\frac{p_j - p_i}{\\lVert p_j - p_i \\rVert},
 
     the unit vector from the receiver towards the sender. Two lifted points are connected when their atoms
-    are: for every base edge ``j -> i``, and for every atom's self-loop ``i -> i`` (added whether or not
-    ``edge_index`` holds it), every lifted point of ``j`` sends to every lifted point of ``i``. A base edge
-    therefore yields :math:`M_i M_j` lifted edges, with :math:`M_i` the number of lifted points of atom
-    ``i`` (its in-degree without self-loops).
+    are: for every edge ``j -> i`` of ``connect_index`` (default: ``edge_index``), and for every atom's
+    self-loop ``i -> i`` (added whether or not the graph holds it), every lifted point of ``j`` sends to
+    every lifted point of ``i``. Such an edge therefore yields :math:`M_i M_j` lifted edges, with
+    :math:`M_i` the number of lifted points of atom ``i`` (its in-degree in ``edge_index`` without
+    self-loops). Lifting the bonds of a molecule and connecting along its fully connected graph gives
+    PONITA's QM9 setup: oriented points from bonds, all connected.
 
     Self-loops in ``edge_index`` are dropped before lifting (a zero vector has no direction). An atom with
     no incoming non-loop edge gets no lifted point, so it drops out of the lifted point cloud: check
@@ -55,7 +57,9 @@ def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor) -> LiftedPoin
     Args:
         pos: atom positions, finite, in 2 or 3 dimensions.
         edge_index: base edges (``edge_index[0]`` senders, ``edge_index[1]`` receivers), without duplicates,
-            in any order.
+            in any order; each non-loop edge becomes a lifted point.
+        connect_index: the atom graph along which lifted points are connected (without duplicates; its
+            self-loops are ignored, every atom's are added); ``None``: ``edge_index``.
 
     Returns:
         The lifted point cloud; see :class:`LiftedPointCloud`.
@@ -121,8 +125,13 @@ def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor) -> LiftedPoin
     points_per_atom = torch.bincount(node_index, minlength=num_nodes)  # [N]
     first_point = segment_starts(points_per_atom)  # [N]
 
-    # Base edges of the lifted graph: the non-loop edges plus a self-loop at every atom that has points,
-    # sorted by (receiver, sender).
+    # Base edges of the lifted graph: the non-loop edges of the connecting graph plus a self-loop at every
+    # atom that has points, sorted by (receiver, sender).
+    if connect_index is not None:
+        check_edge_index(connect_index, num_nodes, pos.device)
+        connect_index = connect_index.long()  # [2, C]
+        connect_non_loop = connect_index[:, connect_index[0] != connect_index[1]]  # [2, C']
+        src, dst = connect_non_loop[0], connect_non_loop[1]  # [C'], [C']
     loops = (points_per_atom > 0).nonzero().flatten()  # [L]
     base_src = torch.cat([src, loops])  # [B]
     base_dst = torch.cat([dst, loops])  # [B]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ponita.geometry import random_rotation
-from ponita.graph import LiftedPointCloud, lift_edges_to_oriented_points, radius_graph
+from ponita.graph import LiftedPointCloud, fully_connected_graph, lift_edges_to_oriented_points, radius_graph
 
 
 def _points_per_atom(cloud: LiftedPointCloud) -> list[tuple[int, tuple[float, ...]]]:
@@ -141,3 +141,13 @@ def test_lifting_ignores_coincident_atoms_joined_only_by_self_loops():
 def test_lifting_rejects_bad_input(pos, edge_index, match):
     with pytest.raises(ValueError, match=match):
         lift_edges_to_oriented_points(pos, edge_index)
+
+
+def test_lifted_points_can_be_connected_along_another_graph() -> None:
+    pos = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [3.0, 3.0, 3.0]])
+    bonds = torch.tensor([[0, 1, 0, 2], [1, 0, 2, 0]])  # atom 3 has no bond: no lifted point
+    along_bonds = lift_edges_to_oriented_points(pos, bonds)
+    everywhere = lift_edges_to_oriented_points(pos, bonds, connect_index=fully_connected_graph(None, 4))
+    assert torch.equal(everywhere.node_index, along_bonds.node_index) and torch.equal(everywhere.ori, along_bonds.ori)
+    assert along_bonds.edge_index.shape[1] == 14  # the points of atoms 1 and 2 are not bonded to each other
+    assert sorted(map(tuple, everywhere.edge_index.t().tolist())) == sorted((j, i) for i in range(4) for j in range(4))

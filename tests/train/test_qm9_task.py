@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import Batch
 
 from ponita.datasets import process_qm9, read_qm9pack_rows
-from ponita.geometry import rotation_group
+from ponita.geometry import random_rotation, rotation_group
 from ponita.models import PonitaRegressor, read_checkpoint
 from ponita.train import QM9Task, fit, load_config
 from ponita.train.cli import main
@@ -64,13 +64,36 @@ def test_the_prediction_is_invariant_to_rotations_of_the_molecule(tmp_path) -> N
         assert torch.allclose(model(rotated), model(batch), rtol=0, atol=1e-9)
 
 
-def test_the_lifted_preset_trains_on_bond_lifted_points(tmp_path) -> None:
+def test_the_lifted_preset_trains_on_bond_lifted_points_and_is_rotation_invariant(tmp_path) -> None:
     overrides = [f"output={tmp_path / 'run'}", "hidden_dim=8", "num_layers=1", "basis_dim=8", "batch_size=50",
                  "max_epochs=1", "accelerator=cpu", "num_threads=1"]
     task = QM9Task(load_config("qm9", "lifted", overrides=overrides))
     result = fit(task, *task.train_val_data(), task.test_data())
-    model = read_checkpoint(result.model).build()
-    assert isinstance(model, PonitaRegressor) and model.config.use_bonds and result.test_metrics["mae"] > 0
+    model = read_checkpoint(result.model).build().double()
+    assert isinstance(model, PonitaRegressor) and model.config.lift_bonds and result.test_metrics["mae"] > 0
+    batch = Batch.from_data_list(task.test_data()[:4])
+    rotated = batch.clone()
+    rotated.pos = batch.pos @ random_rotation(3, dtype=torch.float64).T - 0.7  # point clouds: any rotation
+    with torch.no_grad():
+        assert torch.allclose(model(rotated), model(batch), rtol=0, atol=1e-9)
+
+
+def test_lifted_points_are_averaged_per_atom_then_summed(small_qm9) -> None:
+    from ponita.models import RegressorConfig
+
+    network = {"space": "R3xS2-points", "hidden_dim": 8, "num_layers": 1, "basis_dim": 8}
+    model = PonitaRegressor(RegressorConfig(0.0, 1.0, 11, lift_bonds=True, network=network)).double()
+    water = small_qm9.molecule(2)  # O with two bonds: two lifted points at O, one at each H
+    inputs = model._inputs(water)
+    assert inputs.atom_index.tolist() == [0, 0, 1, 2] and inputs.edge_index.shape[1] == 16  # all connected
+    per_point, _ = model.network(inputs)  # [4, 1]
+    expected = per_point[:2, 0].mean() + per_point[2, 0] + per_point[3, 0]
+    assert torch.allclose(model.standardised(water), expected.view(1), atol=1e-12)
+
+
+def test_the_lifted_graph_needs_the_oriented_point_space() -> None:
+    with pytest.raises(ValueError, match="task_options.graph=lifted-bonds goes with model.space=R3xS2-points"):
+        QM9Task(load_config("qm9", "lifted", overrides=["space=R3xS2", "num_ori=8"]))
 
 
 def test_an_unknown_target_lists_the_valid_ones() -> None:
