@@ -33,7 +33,10 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from ._progress import log_progress
+
 logger = logging.getLogger(__name__)
+
 
 NBODY_SEED = 43
 NBODY_SPLITS = {"train": 10_000, "valid": 2_000, "test": 2_000}
@@ -282,7 +285,7 @@ def load_nbody(
     if not path.is_file():
         logger.warning("Generating the N-body benchmark into %s (about a minute, once; `ponita data nbody` does this "
                        "explicitly with a progress bar).", directory)
-        write_nbody(directory, progress)
+        write_nbody(directory, progress or log_progress(logger, "simulations"))
     try:
         with np.load(path) as arrays:
             if int(arrays["version"]) != _FILE_VERSION:

@@ -32,7 +32,10 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from ._progress import log_progress
+
 logger = logging.getLogger(__name__)
+
 
 QM9_NUM_MOLECULES = 130_831
 HARTREE_TO_MEV = 27_211.386246  # as PyG's HAR2EV · 1000
@@ -155,8 +158,9 @@ def load_qm9(cache_dir: str | Path | None = None, progress: Callable[[int, int],
     """
     path = Path(cache_dir or default_qm9_dir()) / f"qm9_v{_FILE_VERSION}.pt"
     if not path.is_file():
-        logger.warning("Processing QM9 from qm9pack into %s (about two minutes, once).", path)
-        qm9 = process_qm9(read_qm9pack_rows(), progress)
+        logger.warning("Processing QM9 from qm9pack into %s (about two minutes, once; `ponita data qm9` does it "
+                       "explicitly).", path)
+        qm9 = process_qm9(read_qm9pack_rows(), progress or log_progress(logger, "molecules"))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         torch.save(qm9.__dict__, partial)

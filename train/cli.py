@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    logging.getLogger("ponita.datasets").setLevel(logging.INFO)  # progress of first-use data processing
     try:
         return args.handler(args)
     except (ValueError, OSError) as error:
@@ -105,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     nbody.add_argument("--out", help="folder for the .npz files (default: ~/.cache/ponita/nbody, where training looks)")
     nbody.set_defaults(handler=_data_nbody)
+    qm9 = datasets.add_parser("qm9", help="process QM9 from the qm9pack package into the cache (about two minutes)")
+    qm9.add_argument("--out", help="cache folder (default: ~/.cache/ponita/qm9, where training looks)")
+    qm9.set_defaults(handler=_data_qm9)
 
     demo = commands.add_parser(
         "demo", help="train the quick preset on the bundled ethanol data, test it and run NVE dynamics"
@@ -256,20 +260,43 @@ def _read_structure(path: str) -> Any:
 def _data_nbody(args: argparse.Namespace) -> int:
     from ponita.datasets import default_nbody_dir, write_nbody
 
-    out = Path(args.out) if args.out else default_nbody_dir()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder.")
-    start = time.time()
-
-    def progress(done: int, total: int) -> None:
-        print(f"\r  {done:6d}/{total} simulations  ({time.time() - start:.0f} s)", end="", flush=True)
-
+    out = _data_folder(args.out, default_nbody_dir())
     print(f"Generating the charged 5-body benchmark into {out}", flush=True)
-    paths = write_nbody(out, progress)
+    start = time.time()
+    paths = write_nbody(out, _progress_printer("simulations"))
     print(f"\nDone in {time.time() - start:.0f} s:")
     for name, path in paths.items():
         print(f"  {name:6s} {path}")
     return 0
+
+
+def _data_qm9(args: argparse.Namespace) -> int:
+    from ponita.datasets import default_qm9_dir, load_qm9, qm9pack_data_dir
+
+    out = _data_folder(args.out, default_qm9_dir())
+    qm9pack_data_dir()  # a missing qm9pack is reported before anything else
+    print(f"Processing QM9 from qm9pack into {out}", flush=True)
+    start = time.time()
+    qm9 = load_qm9(out, _progress_printer("molecules"))
+    print(f"\nDone in {time.time() - start:.0f} s: {len(qm9)} molecules; bond perception / feature source: "
+          f"{qm9.perception}")
+    return 0
+
+
+def _data_folder(out: str | None, default: Path) -> Path:
+    folder = Path(out) if out else default
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file, not a folder.")
+    return folder
+
+
+def _progress_printer(unit: str) -> Any:
+    start = time.time()
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done:6d}/{total} {unit}  ({time.time() - start:.0f} s)", end="", flush=True)
+
+    return progress
 
 
 def _demo(args: argparse.Namespace) -> int:
