@@ -18,7 +18,8 @@ def global_std(x: Tensor) -> Tensor:
         >>> float(global_std(torch.tensor([1.0, 3.0])))
         1.0
     """
-    stats = torch.stack([x.sum(), x.pow(2).sum(), torch.tensor(float(x.numel()), dtype=x.dtype)])  # [3]
+    count = torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)  # on x's device, as all_reduce needs
+    stats = torch.stack([x.sum(), x.pow(2).sum(), count])  # [3]
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(stats)
     total, total_squared, count = stats.unbind()
