@@ -206,7 +206,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     """Rebuilds the model saved by :func:`save_model`, in eval mode; warns if another ponita version wrote it.
 
     Example:
-        >>> model = load_model("runs/quick/potential.pt")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from ponita.models import PonitaPotential, load_model, save_model
+        >>> model = PonitaPotential([1, 8], {1: -1.0, 8: -2.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     type(load_model(save_model(model, f"{folder}/potential.pt", task="md17"))).__name__
+        'PonitaPotential'
     """
     return read_checkpoint(path, map_location).build(map_location)
 

@@ -29,7 +29,7 @@ def axis_angle_to_matrix(axis: Tensor, angle: float | Tensor) -> Tensor:
     cross = torch.stack(
         [zero, -u[..., 2], u[..., 1], u[..., 2], zero, -u[..., 0], -u[..., 1], u[..., 0], zero], dim=-1
     ).unflatten(-1, (3, 3))  # [..., 3, 3]
-    eye = torch.eye(3, dtype=u.dtype).expand_as(cross)
+    eye = torch.eye(3, dtype=u.dtype, device=u.device).expand_as(cross)
     sin, cos = angle.sin()[..., None, None], angle.cos()[..., None, None]
     return eye + sin * cross + (1.0 - cos) * cross @ cross
 
