@@ -93,12 +93,18 @@ def test_calibration_on_cuda_matches_the_cpu(frames: list, backend: str) -> None
             assert torch.equal(actual[name].cpu(), value), name
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_force_training_step_on_cuda_matches_the_cpu(frames: list, backend: str) -> None:
+def _calibrated_potential(frames: list) -> tuple:
+    """The float64 test potential, calibrated on the CPU on a batch of ``frames``, and that batch."""
     model = _potential(frames)
     batch = Batch.from_data_list(frames)
     with use_backend("reference"):
         model.calibrate(batch)
+    return model, batch
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_force_training_step_on_cuda_matches_the_cpu(frames: list, backend: str) -> None:
+    model, batch = _calibrated_potential(frames)
     on_gpu = copy.deepcopy(model).to(DEVICE)
     expected_loss, expected_gradients = _training_step(model, batch, "reference")
     loss, gradients = _training_step(on_gpu, batch.clone().to(DEVICE), backend)
@@ -116,10 +122,7 @@ def test_force_training_step_on_cuda_matches_the_cpu(frames: list, backend: str)
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_force_training_step_on_cuda_is_close_to_float64_on_the_cpu(frames: list, backend: str) -> None:
-    model = _potential(frames)
-    batch = Batch.from_data_list(frames)
-    with use_backend("reference"):
-        model.calibrate(batch)
+    model, batch = _calibrated_potential(frames)
     on_gpu = copy.deepcopy(model).float().to(DEVICE)
     _, expected_gradients = _training_step(model, batch, "reference")
     loss, gradients = _training_step(on_gpu, batch.clone().to(DEVICE), backend)
