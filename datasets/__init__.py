@@ -1,4 +1,4 @@
-"""Datasets: rMD17 and user files read by ASE for potentials, the charged N-body benchmark, QM9, splits and statistics.
+"""Datasets: rMD17 and user files read by ASE for potentials, the charged N-body benchmark, QM9, EDM's molecule metrics, splits and statistics.
 
 Every loader returns a list of ``torch_geometric.data.Data`` frames with ``z`` ``[N]`` (int64 atomic
 numbers), ``pos`` ``[N, 3]`` (float64, Å), ``energy`` ``[1]`` (float64, meV) and ``forces`` ``[N, 3]``
@@ -8,6 +8,15 @@ here and passed to the model's constructor.
 
 from ._ase_files import load_ase_file
 from ._bundled_data import bundled_data_dir
+from ._molecule_metrics import (
+    BOND_LENGTHS_PM,
+    Molecule,
+    bond_orders,
+    molecule_metrics,
+    molecule_smiles,
+    read_molecules,
+    stable_atoms,
+)
 from ._nbody import (
     NBODY_SPLITS,
     NBodySimulations,
@@ -38,10 +47,12 @@ from ._train_val_split import train_val_split
 from ._units import ENERGY_UNITS_TO_MEV, EV_TO_MEV, KCAL_PER_MOL_TO_MEV
 
 __all__ = [
+    "BOND_LENGTHS_PM",
     "ENERGY_UNITS_TO_MEV",
     "EV_TO_MEV",
     "HARTREE_TO_MEV",
     "KCAL_PER_MOL_TO_MEV",
+    "Molecule",
     "NBODY_SPLITS",
     "NBodySimulations",
     "QM9",
@@ -50,6 +61,7 @@ __all__ = [
     "QM9_TARGETS",
     "RMD17_MOLECULES",
     "RMD17_URL",
+    "bond_orders",
     "bundled_data_dir",
     "default_nbody_dir",
     "default_qm9_dir",
@@ -61,13 +73,17 @@ __all__ = [
     "load_nbody",
     "load_qm9",
     "load_rmd17",
+    "molecule_metrics",
+    "molecule_smiles",
     "nbody_samples",
     "process_qm9",
     "qm9_split",
     "qm9pack_data_dir",
+    "read_molecules",
     "read_qm9pack_rows",
     "simulate_charged",
     "simulate_charged_reference",
+    "stable_atoms",
     "train_val_split",
     "write_nbody",
 ]

@@ -9,7 +9,11 @@ from ponita.models import PonitaPotential, save_model
 from ponita.train.cli import main
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["train", "md17"], ["test"], ["md"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["train"], ["train", "md17"], ["train", "nbody"], ["train", "qm9"], ["test"], ["md"], ["data"],
+     ["data", "nbody"], ["data", "qm9"], ["evaluate-molecules"], ["demo"]],
+)
 def test_help_works_for_every_command(command: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
