@@ -16,6 +16,7 @@ from ._checkpoint import (
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
+from ._noise_schedule import NoiseSchedule, polynomial_alphas2
 from ._network_model import NetworkModel
 from ._property import PonitaRegressor, RegressorConfig
 
@@ -27,6 +28,7 @@ __all__ = [
     "EGNNNBody",
     "NBodyConfig",
     "NetworkModel",
+    "NoiseSchedule",
     "PonitaCalculator",
     "PonitaNBody",
     "PonitaPotential",
@@ -38,6 +40,7 @@ __all__ = [
     "load_model",
     "load_potential",
     "model_classes",
+    "polynomial_alphas2",
     "read_checkpoint",
     "register_model",
     "save_model",
