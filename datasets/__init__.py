@@ -14,8 +14,10 @@ from ._molecule_metrics import (
     bond_orders,
     molecule_metrics,
     molecule_smiles,
+    rdkit_molecule,
     read_molecules,
     stable_atoms,
+    write_molecules,
 )
 from ._nbody import (
     NBODY_SPLITS,
@@ -79,11 +81,13 @@ __all__ = [
     "process_qm9",
     "qm9_split",
     "qm9pack_data_dir",
+    "rdkit_molecule",
     "read_molecules",
     "read_qm9pack_rows",
     "simulate_charged",
     "simulate_charged_reference",
     "stable_atoms",
     "train_val_split",
+    "write_molecules",
     "write_nbody",
 ]

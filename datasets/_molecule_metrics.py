@@ -78,11 +78,10 @@ def stable_atoms(molecule: Molecule) -> np.ndarray:
     return bond_orders(molecule).sum(axis=1) == np.asarray(VALENCES)[molecule.types]
 
 
-def molecule_smiles(molecule: Molecule) -> str | None:
-    """SMILES of the largest fragment of the molecule built with EDM's bonds, or ``None`` if RDKit rejects it."""
-    from rdkit import Chem, RDLogger
+def rdkit_molecule(molecule: Molecule) -> "object":
+    """An RDKit ``RWMol`` with the atoms, EDM's bonds and the 3D positions (not sanitised)."""
+    from rdkit import Chem
 
-    RDLogger.DisableLog("rdApp.*")  # an invalid molecule is a result here, not an error to print
     orders = bond_orders(molecule)
     kinds = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
     mol = Chem.RWMol()
@@ -91,6 +90,19 @@ def molecule_smiles(molecule: Molecule) -> str | None:
     for i, j in zip(*np.triu_indices(len(molecule.types), k=1)):
         if orders[i, j] > 0:
             mol.AddBond(int(i), int(j), kinds[int(orders[i, j])])
+    conformer = Chem.Conformer(len(molecule.types))
+    for index, position in enumerate(molecule.pos.tolist()):
+        conformer.SetAtomPosition(index, position)
+    mol.AddConformer(conformer)
+    return mol
+
+
+def molecule_smiles(molecule: Molecule) -> str | None:
+    """SMILES of the largest fragment of the molecule built with EDM's bonds, or ``None`` if RDKit rejects it."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")  # an invalid molecule is a result here, not an error to print
+    mol = rdkit_molecule(molecule)
     try:
         Chem.SanitizeMol(mol)
     except Exception:  # RDKit raises several kinds (valence, kekulisation) for an invalid molecule
@@ -158,3 +170,22 @@ def read_molecules(path: str) -> list[Molecule]:
     if not molecules:
         raise ValueError(f"{file} holds no molecule.")
     return molecules
+
+
+def write_molecules(molecules: Sequence[Molecule], path: str) -> None:
+    """Writes ``molecules`` to an SDF file (RDKit, EDM's bonds) or, for any other suffix, a multi-frame XYZ file."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".sdf":
+        from rdkit import Chem
+
+        with Chem.SDWriter(str(path)) as writer:
+            writer.SetKekulize(False)
+            for molecule in molecules:
+                writer.write(rdkit_molecule(molecule))
+    else:
+        import ase
+        import ase.io
+
+        frames = [ase.Atoms(numbers=[ATOMIC_NUMBERS[int(t)] for t in m.types], positions=m.pos) for m in molecules]
+        ase.io.write(str(path), frames, format="extxyz")

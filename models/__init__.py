@@ -13,6 +13,7 @@ from ._checkpoint import (
     register_model,
     save_model,
 )
+from ._edm import EDM, EDMConfig
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
@@ -23,6 +24,8 @@ from ._property import PonitaRegressor, RegressorConfig
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
+    "EDM",
+    "EDMConfig",
     "EGNNConfig",
     "EGNNLayer",
     "EGNNNBody",

@@ -7,6 +7,7 @@ its data, statistics, model, loss, metrics and test; :func:`train` / :func:`fit`
 
 from ._config import TrainConfig, config_fields, load_config, preset_names, save_config
 from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
+from ._edm import EDMOptions, EDMTask, sample_molecules
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, cosine_with_warmup
@@ -18,6 +19,8 @@ from ._run import RunResult, export_model, fit, resume_config, task_from_checkpo
 from ._task import Task, register_task, task_class, tasks
 
 __all__ = [
+    "EDMOptions",
+    "EDMTask",
     "ENSEMBLES",
     "EpochSampler",
     "MD17Options",
@@ -45,6 +48,7 @@ __all__ = [
     "register_task",
     "resume_config",
     "run_md",
+    "sample_molecules",
     "save_config",
     "task_class",
     "task_from_checkpoint",

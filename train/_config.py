@@ -244,7 +244,8 @@ def _resolve(cls: type[Task], layer: Mapping[str, Any]) -> dict[tuple[str | None
         else:
             sections = [section for section, names in owners.items() if key in names]
             if len(sections) > 1:
-                raise ValueError(f"Config key {key!r} is ambiguous; write {' or '.join(f'{s}.{key}' for s in sections)}.")
+                spelled = [key if section is None else f"{section}.{key}" for section in sections]
+                raise ValueError(f"Config key {key!r} is ambiguous; write {' or '.join(spelled)}.")
             items = [(sections[0] if sections else "?", key, value)]
         for section, name, item in items:
             if section not in owners or name not in owners[section]:

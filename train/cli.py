@@ -1,4 +1,4 @@
-"""The ``ponita`` command: ``train <task>``, ``test``, ``md``, ``data``, ``evaluate-molecules`` and ``demo``. Argument parsing, checks and printing only.
+"""The ``ponita`` command: ``train <task>``, ``test``, ``md``, ``data``, ``sample``, ``evaluate-molecules``, ``demo``. Argument parsing, checks and printing only.
 
 Every command checks its arguments before it starts work, reports a bad argument or an unreadable file
 as one line on stderr with exit status 2, and leaves no partial output behind.
@@ -109,6 +109,21 @@ def _parser() -> argparse.ArgumentParser:
     qm9 = datasets.add_parser("qm9", help="process QM9 from the qm9pack package into the cache (about two minutes)")
     qm9.add_argument("--out", help="cache folder (default: ~/.cache/ponita/qm9, where training looks)")
     qm9.set_defaults(handler=_data_qm9)
+
+    sample = commands.add_parser(
+        "sample", help="sample molecules from a generator written by `ponita train qm9-edm`",
+        description="Sample molecules with EDM's ancestral sampler (fewer --steps: respaced); same --seed, same "
+        "molecules.",
+    )
+    sample.add_argument("checkpoint", help="generator.pt written by `ponita train qm9-edm`")
+    sample.add_argument("-n", "--num", type=int, default=100, help="molecules to sample (default 100)")
+    sample.add_argument("-o", "--out", default="samples.sdf", help="output .sdf (RDKit, EDM's bonds) or .xyz")
+    sample.add_argument("--n-atoms", type=int, help="atoms per molecule (default: drawn from the training histogram)")
+    sample.add_argument("--steps", type=int, help="sampler steps (default: all of the model's)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
+    sample.add_argument("--metrics", action="store_true", help="print EDM's metrics and write them next to --out")
+    sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser(
         "evaluate-molecules", help="EDM's metrics (stability, validity, uniqueness) of molecules in an SDF or XYZ file",
@@ -289,6 +304,46 @@ def _data_qm9(args: argparse.Namespace) -> int:
     qm9 = load_qm9(out, _progress_printer("molecules"))
     print(f"\nDone in {time.time() - start:.0f} s: {len(qm9)} molecules; bond perception / feature source: "
           f"{qm9.perception}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from ponita.datasets import molecule_metrics, write_molecules
+    from ponita.models import read_checkpoint
+
+    from ._edm import sample_molecules
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".sdf", ".xyz") or out.is_dir() or not out.resolve().parent.is_dir():
+        raise UsageError(f"-o {out} must be a .sdf or .xyz file in an existing folder.")
+    if args.num < 1 or args.batch_size < 1 or (args.n_atoms is not None and not 1 <= args.n_atoms <= 100):
+        raise UsageError(f"-n and --batch-size must be ≥ 1 and --n-atoms in 1..100; got {args.num}, "
+                         f"{args.batch_size}, {args.n_atoms}.")
+    checkpoint = read_checkpoint(args.checkpoint)
+    if checkpoint.model_class != "EDM":
+        raise UsageError(f"{args.checkpoint} holds a {checkpoint.model_class}, not a generator; pass the generator.pt "
+                         "of `ponita train qm9-edm`.")
+    model = checkpoint.build()
+    if args.steps is not None and not 1 <= args.steps <= model.config.steps:
+        raise UsageError(f"--steps must lie in 1..{model.config.steps}, got {args.steps}.")
+    generator = torch.Generator().manual_seed(args.seed)
+    start, molecules = time.time(), []
+    while len(molecules) < args.num:
+        count = min(args.batch_size, args.num - len(molecules))
+        molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms)
+        print(f"\r  sampled {len(molecules)}/{args.num} molecules  ({time.time() - start:.0f} s)", end="", flush=True)
+    seconds = (time.time() - start) / len(molecules)
+    write_molecules(molecules, str(out))
+    print(f"\nWrote {len(molecules)} molecules to {out} ({seconds:.3f} s per molecule).")
+    if args.metrics:
+        metrics = {**molecule_metrics(molecules), "seconds_per_molecule": seconds,
+                   "steps": args.steps or model.config.steps, "seed": args.seed, "checkpoint": args.checkpoint}
+        for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique"):
+            print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
+        out.with_suffix(".json").write_text(json.dumps(metrics, indent=2))
+        print(f"Metrics written to {out.with_suffix('.json')}")
     return 0
 
 

@@ -11,8 +11,8 @@ from ponita.train.cli import main
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["train"], ["train", "md17"], ["train", "nbody"], ["train", "qm9"], ["test"], ["md"], ["data"],
-     ["data", "nbody"], ["data", "qm9"], ["evaluate-molecules"], ["demo"]],
+    [[], ["train"], ["train", "md17"], ["train", "nbody"], ["train", "qm9"], ["train", "qm9-edm"], ["test"], ["md"],
+     ["data"], ["data", "nbody"], ["data", "qm9"], ["sample"], ["evaluate-molecules"], ["demo"]],
 )
 def test_help_works_for_every_command(command: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:

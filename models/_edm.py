@@ -1,0 +1,183 @@
+r"""An E(3)-equivariant diffusion model of molecules (EDM; Hoogeboom, Satorras, Vignac, Welling, ICML 2022)
+with a :class:`ponita.Ponita` denoiser.
+
+A molecule is positions :math:`x` (centre of geometry at the origin) and features :math:`h` = one-hot atom
+types times 0.25 and the atomic number times 0.1. Diffusion is variance preserving,
+:math:`z_t = \alpha_t [x, h] + \sigma_t \epsilon` with :math:`\gamma(t) = -\log(\alpha_t^2/\sigma_t^2)` from
+:class:`~ponita.models.NoiseSchedule`; the position noise lives in the zero-mean subspace. The denoiser
+predicts :math:`\epsilon`: for positions from its vector readout (mean removed), for features from its
+scalar readout; it sees the noisy positions as the point cloud, the noisy features and :math:`t/T` as
+scalars per atom, and optionally :math:`t/T` as a kernel condition. Training minimises
+:math:`\lVert \epsilon - \hat\epsilon \rVert^2` at a uniformly drawn step; sampling is EDM's ancestral sampler.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torch_geometric.data import Data
+
+from ponita import Ponita
+from ponita.ops import scatter_mean
+
+from ._checkpoint import register_model
+from ._network_model import NetworkModel
+from ._noise_schedule import NoiseSchedule
+
+ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
+
+
+@dataclass
+class EDMConfig:
+    """Constructor arguments of :class:`EDM`.
+
+    Attributes:
+        atomic_numbers: the atom types, in one-hot order (QM9: H, C, N, O, F).
+        size_counts: how many training molecules have each number of atoms (a statistic; sampling draws
+            molecule sizes from it).
+        steps: diffusion steps :math:`T`.
+        precision: the schedule's precision :math:`s`.
+        condition_kernel: also give :math:`t/T` to the kernel basis (``kernel_condition_dim=1``).
+        network: the :class:`ponita.Ponita` options except the input/output sizes and ``task_level``.
+    """
+
+    atomic_numbers: list[int]
+    size_counts: dict[int, int]
+    steps: int = 1000
+    precision: float = 1e-5
+    condition_kernel: bool = True
+    network: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.atomic_numbers or not self.size_counts or min(self.size_counts) < 1:
+            raise ValueError("atomic_numbers and size_counts (molecule sizes ≥ 1 → counts) must not be empty.")
+
+
+@register_model
+class EDM(NetworkModel):
+    """EDM with a PONITA denoiser: the noise-prediction loss of a batch, and ancestral sampling.
+
+    Shapes:
+        a batch holds ``pos`` ``[N, 3]``, ``z`` ``[N]`` (atomic numbers of ``config.atomic_numbers``) and
+        ``batch`` ``[N]``.
+    """
+
+    config_class = EDMConfig
+
+    def __init__(self, config: EDMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_types = len(config.atomic_numbers)
+        self.feature_dim = self.num_types + 1  # one-hot and atomic number
+        self.network = Ponita(
+            input_dim=self.feature_dim + 1, output_dim=self.feature_dim, output_dim_vec=1, task_level="node",
+            kernel_condition_dim=1 if config.condition_kernel else 0, **config.network,
+        )
+        self.schedule = NoiseSchedule(config.steps, precision=config.precision)
+        index = torch.full((max(config.atomic_numbers) + 1,), -1, dtype=torch.long)
+        index[config.atomic_numbers] = torch.arange(self.num_types)
+        self.register_buffer("type_index", index)  # [Z_max + 1]
+        self.register_buffer("atomic_numbers", torch.tensor(config.atomic_numbers, dtype=torch.long))  # [T]
+        sizes = sorted(config.size_counts)
+        self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.long))  # [K]
+        self.register_buffer("size_probabilities", torch.tensor([float(config.size_counts[n]) for n in sizes]))  # [K]
+
+    def features(self, z: Tensor) -> Tensor:
+        """EDM's atom features ``[N, T + 1]``: one-hot · 0.25 and atomic number · 0.1."""
+        one_hot = F.one_hot(self.type_index[z], self.num_types).to(self.schedule.gamma_table.dtype)
+        return torch.cat([one_hot * ONE_HOT_SCALE, z[:, None].to(one_hot.dtype) * CHARGE_SCALE], dim=-1)
+
+    def _inputs(self, data: Data) -> Data:
+        """The denoiser's input at a noisy state: ``data.pos``, ``data.h`` ``[N, T + 1]``, ``data.t`` ``[N]``."""
+        dtype = self.network.embedding.weight.dtype
+        time = data.t[:, None].to(dtype)  # [N, 1]
+        inputs = Data(pos=data.pos.to(dtype), x=torch.cat([data.h.to(dtype), time], dim=-1), batch=data.batch)
+        if self.config.condition_kernel:
+            inputs.kernel_condition = time
+        return inputs
+
+    def predict_noise(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """Predicted noise of positions ``[N, 3]`` (zero mean per molecule) and features ``[N, T + 1]``."""
+        scalar, vector = self.network(self._inputs(Data(pos=pos, h=h, t=t, batch=batch)))  # [N, F], [N, 1, 3]
+        eps_pos = vector[:, 0] - scatter_mean(vector[:, 0], batch, int(batch.max()) + 1)[batch]
+        return eps_pos, scalar
+
+    def calibration_input(self, data: Data) -> Data:
+        """The clean molecules at ``t = 0`` (for :meth:`calibrate`)."""
+        zeros = torch.zeros_like(data.pos[:, 0])
+        return Data(pos=_centred(data.pos, data.batch), h=self.features(data.z), t=zeros, batch=data.batch)
+
+    @torch.no_grad()
+    def calibrate(self, data: Data) -> None:
+        """Calibrates the denoiser on clean training molecules (see :meth:`ponita.Ponita.calibrate`)."""
+        self.network.calibrate(self._inputs(self.calibration_input(data)))
+
+    def loss(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
+        r"""EDM's training loss: :math:`\lVert \epsilon - \hat\epsilon \rVert^2` averaged over atoms and dimensions."""
+        batch = data.batch
+        num_graphs = int(batch.max()) + 1
+        dtype = self.schedule.gamma_table.dtype
+        step = torch.randint(0, self.config.steps + 1, (num_graphs,), device=batch.device, generator=generator)
+        t = (step.to(dtype) / self.config.steps)[batch]  # [N]
+        gamma = self.schedule(t)  # [N]
+        alpha, sigma = NoiseSchedule.alpha(gamma)[:, None], NoiseSchedule.sigma(gamma)[:, None]
+        x, h = _centred(data.pos.to(dtype), batch), self.features(data.z)
+        eps_pos, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
+        predicted_pos, predicted_h = self.predict_noise(alpha * x + sigma * eps_pos, alpha * h + sigma * eps_h, t, batch)
+        error = torch.cat([predicted_pos - eps_pos.to(predicted_pos.dtype), predicted_h - eps_h.to(predicted_h.dtype)], -1)
+        return error.square().mean()
+
+    @torch.no_grad()
+    def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None) -> Data:
+        """Molecules of the given sizes ``[G]`` by EDM's ancestral sampler over ``steps`` (default: all :math:`T`).
+
+        With fewer steps the sampler visits every ``T / steps``-th time of the schedule (respacing).
+
+        Returns:
+            ``Data(pos [N, 3] Å-like units, z [N] atomic numbers, batch [N])``.
+        """
+        steps = self.config.steps if steps is None else steps
+        if not 1 <= steps <= self.config.steps:
+            raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
+        device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
+        batch = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes.to(device))  # [N]
+        num_atoms = batch.shape[0]
+        pos = self._noise((num_atoms, 3), batch, generator)  # [N, 3], zero mean per molecule
+        h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
+        times = torch.linspace(1.0, 0.0, steps + 1, dtype=dtype, device=device)  # t_steps … 0
+        for t_value, s_value in zip(times[:-1], times[1:]):
+            t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
+            gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
+            eps_pos, eps_h = self.predict_noise(pos, h, t, batch)
+            # q(z_t | z_s) = N(alpha_ts z_s, sigma2_ts); the posterior mean and std given the noise estimate.
+            sigma2_ts = -torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t))
+            alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
+            sigma_t, sigma_s = NoiseSchedule.sigma(gamma_t), NoiseSchedule.sigma(gamma_s)
+            scale, std = sigma2_ts / alpha_ts / sigma_t, sigma2_ts.sqrt() * sigma_s / sigma_t
+            pos = pos / alpha_ts - scale * eps_pos.to(dtype) + std * self._noise(pos.shape, batch, generator)
+            h = h / alpha_ts - scale * eps_h.to(dtype) + std * self._noise(h.shape, None, generator)
+        # p(x | z_0): the denoised positions with the small remaining noise; types from z_0's one-hot part.
+        zeros = torch.zeros(num_atoms, dtype=dtype, device=device)
+        gamma_0 = self.schedule(zeros)[:, None]
+        eps_pos, _ = self.predict_noise(pos, h, zeros, batch)
+        alpha_0, sigma_0 = NoiseSchedule.alpha(gamma_0), NoiseSchedule.sigma(gamma_0)
+        pos = (pos - sigma_0 * eps_pos.to(dtype)) / alpha_0 + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator)
+        types = h[:, : self.num_types].argmax(dim=-1)  # [N]
+        return Data(pos=_centred(pos, batch), z=self.atomic_numbers[types], batch=batch)
+
+    def _noise(self, shape: torch.Size, batch: Tensor | None, generator: torch.Generator | None) -> Tensor:
+        """Standard normal noise; centred per molecule when ``batch`` is given (positions)."""
+        noise = torch.randn(shape, dtype=self.schedule.gamma_table.dtype, device=self.sizes.device, generator=generator)
+        return _centred(noise, batch) if batch is not None else noise
+
+    def sample_sizes(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        """Molecule sizes ``[num]`` drawn from the training histogram."""
+        draws = torch.multinomial(self.size_probabilities, num, replacement=True, generator=generator)
+        return self.sizes[draws]
+
+
+def _centred(pos: Tensor, batch: Tensor) -> Tensor:
+    """Positions with each molecule's centre of geometry moved to the origin."""
+    return pos - scatter_mean(pos, batch, int(batch.max()) + 1)[batch]

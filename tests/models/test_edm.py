@@ -1,0 +1,88 @@
+"""EDM with a PONITA denoiser: features, an equivariant noise prediction, zero-mean sampling, reproducibility."""
+
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from ponita.geometry import rotation_group
+from ponita.models import EDM, EDMConfig, load_model, save_model
+
+NETWORK = {"hidden_dim": 16, "num_layers": 2, "num_ori": 12, "grid": "polyhedron", "basis_dim": 16}
+
+
+def tiny_edm(**options) -> EDM:
+    return EDM(EDMConfig([1, 6, 7, 8, 9], {3: 2, 5: 3}, steps=20, network=NETWORK, **options))
+
+
+def molecules() -> Batch:
+    methane = Data(pos=torch.randn(5, 3), z=torch.tensor([6, 1, 1, 1, 1]))
+    water = Data(pos=torch.randn(3, 3), z=torch.tensor([8, 1, 1]))
+    return Batch.from_data_list([methane, water])
+
+
+def test_features_are_one_hot_quarter_and_a_tenth_of_the_atomic_number() -> None:
+    features = tiny_edm().features(torch.tensor([6, 9]))
+    assert features.tolist() == [[0, 0.25, 0, 0, 0, 0.6000000000000001], [0, 0, 0, 0, 0.25, 0.9]]
+
+
+def test_noise_prediction_is_equivariant_and_zero_mean() -> None:
+    model = tiny_edm().double()
+    batch = molecules()
+    pos, h = batch.pos.double(), torch.randn(8, 6, dtype=torch.float64)
+    t = torch.full((8,), 0.4, dtype=torch.float64)
+    rotation = rotation_group("icosahedral", dtype=torch.float64)[9]  # maps the 12-point grid onto itself
+    eps_pos, eps_h = model.predict_noise(pos, h, t, batch.batch)
+    eps_pos_r, eps_h_r = model.predict_noise(pos @ rotation.T + 3.0, h, t, batch.batch)
+    assert torch.allclose(eps_pos_r, eps_pos @ rotation.T, atol=1e-10) and torch.allclose(eps_h_r, eps_h, atol=1e-10)
+    means = torch.stack([eps_pos[batch.batch == g].mean(0) for g in range(2)])
+    assert means.abs().max() < 1e-12
+
+
+def test_sampling_keeps_positions_centred_at_every_step(monkeypatch) -> None:
+    model = tiny_edm().double()
+    seen = []
+    original = model.predict_noise
+
+    def spy(pos, h, t, batch):
+        seen.append(max(float(pos[batch == g].mean(0).abs().max()) for g in range(int(batch.max()) + 1)))
+        return original(pos, h, t, batch)
+
+    monkeypatch.setattr(model, "predict_noise", spy)
+    sample = model.sample(torch.tensor([4, 6]), generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 21 and max(seen) < 1e-12  # 20 steps and the final p(x | z_0)
+    assert sample.pos.shape == (10, 3) and set(sample.z.tolist()) <= {1, 6, 7, 8, 9}
+    assert torch.equal(sample.batch, torch.tensor([0] * 4 + [1] * 6))
+
+
+def test_the_same_seed_gives_the_same_molecules_also_after_reloading(tmp_path) -> None:
+    model = tiny_edm()
+    model.calibrate(molecules())
+    reloaded = load_model(save_model(model, tmp_path / "generator.pt", task="qm9-edm"))
+    first = model.sample(torch.tensor([5]), steps=10, generator=torch.Generator().manual_seed(7))
+    second = reloaded.sample(torch.tensor([5]), steps=10, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(first.pos, second.pos) and torch.equal(first.z, second.z)
+    assert reloaded.calibrated and reloaded.config == model.config
+
+
+def test_training_lowers_the_noise_error_at_fixed_noise() -> None:
+    torch.manual_seed(0)
+    model = tiny_edm(condition_kernel=False)
+    batch = molecules()
+    model.calibrate(batch)
+    fixed = lambda: model.loss(batch, torch.Generator().manual_seed(1))  # noqa: E731
+    before = float(fixed())
+    optimiser = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        loss = model.loss(batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert float(fixed()) < 0.8 * before
+
+
+def test_sizes_come_from_the_training_histogram_and_bad_steps_are_errors() -> None:
+    model = tiny_edm()
+    sizes = model.sample_sizes(200, torch.Generator().manual_seed(0))
+    assert set(sizes.tolist()) == {3, 5} and 0.45 < float((sizes == 5).float().mean()) < 0.75  # 3 : 2
+    with pytest.raises(ValueError, match="steps must lie in 1..20"):
+        model.sample(torch.tensor([3]), steps=21)

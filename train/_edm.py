@@ -1,0 +1,151 @@
+r"""The ``qm9-edm`` task: an E(3)-equivariant diffusion model of QM9 molecules with a PONITA denoiser.
+
+Data: QM9 with hydrogens, EDM's split (``np.random.seed(0)`` permutation; 100,000 train / 17,748 valid /
+13,083 test; the test split equals EDM's processed file). The model is :class:`ponita.models.EDM`; the
+training loss is EDM's noise-prediction error at a uniformly drawn step; validation is the same error
+with fixed noise; the test samples molecules (sizes from the training histogram) and reports EDM's
+metrics (:func:`ponita.datasets.molecule_metrics`) and the seconds per molecule, plus the noise-prediction
+error on the test molecules.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from ponita.datasets import Molecule, load_qm9, molecule_metrics, qm9_split
+from ponita.models import EDM, EDMConfig
+
+from ._task import Task, register_task
+
+QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
+
+
+@dataclass
+class EDMOptions:
+    """The ``task_options`` of ``qm9-edm``.
+
+    Attributes:
+        steps: diffusion steps :math:`T` (EDM: 1000).
+        noise_precision: the noise schedule's precision :math:`s` (EDM: 1e-5).
+        condition_kernel: give :math:`t/T` to the kernel basis too.
+        data_dir: folder of the processed QM9 cache.
+        num_train, num_val, num_test: use the first this many molecules of each split (``None``: all).
+        num_samples: molecules sampled by the test.
+        sample_steps: sampler steps in the test (``None``: all :math:`T`).
+    """
+
+    steps: int = 1000
+    noise_precision: float = 1e-5
+    condition_kernel: bool = True
+    data_dir: str | None = None
+    num_train: int | None = None
+    num_val: int | None = None
+    num_test: int | None = None
+    num_samples: int = 100
+    sample_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.num_samples < 1:
+            raise ValueError(f"steps and num_samples must be ≥ 1, got {self.steps}, {self.num_samples}.")
+        if self.sample_steps is not None and not 1 <= self.sample_steps <= self.steps:
+            raise ValueError(f"sample_steps must lie in 1..steps={self.steps}, got {self.sample_steps}.")
+        for name in ("num_train", "num_val", "num_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
+
+
+@register_task
+class EDMTask(Task):
+    """Molecule generation: EDM on QM9 with hydrogens, with a PONITA denoiser (sampled by `ponita sample`)."""
+
+    name = "qm9-edm"
+    options_class = EDMOptions
+    default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
+    fixed_model_options = {"input_dim": 7, "output_dim": 6, "output_dim_vec": 1, "task_level": "node",
+                           "input_dim_vec": 0, "kernel_condition_dim": 1}
+    metrics = {"loss": "val noise MSE"}
+    monitor = "loss"
+    rotate_fields = ("pos",)
+    model_file = "generator.pt"
+    default_preset = "paper"
+    train_flags = {"--data-dir": ("task_options.data_dir", {"help": "folder of the processed QM9 cache"})}
+    test_flags = {
+        "--num-samples": ("task_options.num_samples", {"type": int, "help": "molecules to sample"}),
+        "--steps": ("task_options.sample_steps", {"type": int, "help": "sampler steps (default: all)"}),
+    }
+
+    def _molecules(self, part: str, limit: int | None) -> list[Data]:
+        if getattr(self, "_qm9", None) is None:
+            self._qm9 = load_qm9(self.options.data_dir)
+        qm9 = self._qm9
+        rows = qm9_split(len(qm9), "edm")[part][:limit]
+        return [Data(z=molecule.z, pos=molecule.pos.float()) for molecule in map(qm9.molecule, rows.tolist())]
+
+    def train_val_data(self) -> tuple[list[Data], list[Data]]:
+        return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
+
+    def test_data(self) -> list[Data]:
+        return self._molecules("test", self.options.num_test)
+
+    def protocol(self) -> str:
+        return (f"QM9 with hydrogens, EDM split (seed 0): train on the first {self.options.num_train or 100_000:,} "
+                f"training molecules, validate on {self.options.num_val or 17_748:,}")
+
+    def test_protocol(self) -> str:
+        steps = self.options.sample_steps or self.options.steps
+        return (f"{self.options.num_samples} sampled molecules ({steps} sampler steps); noise error on "
+                f"{self.options.num_test or 13_083:,} test molecules")
+
+    def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
+        return {"size_counts": dict(sorted(Counter(int(molecule.z.shape[0]) for molecule in train).items()))}
+
+    def build_model(self, statistics: dict[str, Any]) -> EDM:
+        config = EDMConfig(QM9_ATOMIC_NUMBERS, statistics["size_counts"], self.options.steps, self.options.noise_precision,
+                           self.options.condition_kernel, dict(self.config.model))
+        return EDM(config)
+
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        return model.loss(batch)
+
+    def validation_errors(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        generator = torch.Generator(batch.pos.device).manual_seed(0)  # the same noise every epoch
+        return {"loss": model.loss(batch, generator).detach()[None]}
+
+    def test(self, model: nn.Module, data: Sequence[Data]) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        start = time.perf_counter()
+        samples = sample_molecules(model, self.options.num_samples, self.options.sample_steps,
+                                   self.config.test_batch_size, generator)
+        seconds = (time.perf_counter() - start) / len(samples)
+        return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
+                "sample_steps": self.options.sample_steps or self.options.steps,
+                "test_noise_mse": self.mean_errors(model, data)["loss"]}
+
+    @classmethod
+    def format_metrics(cls, metrics: dict[str, Any]) -> str:
+        names = ("atom_stability", "molecule_stability", "validity", "uniqueness")
+        table = "  ".join(f"{name.replace('_', ' ')} {100 * metrics[name]:.1f} %" for name in names)
+        return (f"  {metrics['num_molecules']} samples, {metrics['sample_steps']} steps: {table}\n"
+                f"  {metrics['seconds_per_molecule']:.3f} s per molecule; test noise MSE {metrics['test_noise_mse']:.4f}")
+
+
+def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
+                     generator: torch.Generator | None = None, num_atoms: int | None = None) -> list[Molecule]:
+    """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``."""
+    molecules = []
+    for start in range(0, num, batch_size):
+        count = min(batch_size, num - start)
+        sizes = (torch.full((count,), num_atoms, dtype=torch.long) if num_atoms is not None
+                 else model.sample_sizes(count, generator))
+        data = model.sample(sizes, steps, generator)
+        pos, z = data.pos.cpu().numpy(), data.z.cpu().numpy()
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cpu().cumsum(0)]).tolist()
+        molecules += [Molecule.from_atomic_numbers(z[a:b], pos[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    return molecules
