@@ -112,12 +112,19 @@ def molecule_smiles(molecule: Molecule) -> str | None:
     return Chem.MolToSmiles(largest)
 
 
-def molecule_metrics(molecules: Sequence[Molecule]) -> dict[str, float]:
+def molecule_metrics(molecules: Sequence[Molecule], training_smiles: set[str] | None = None) -> dict[str, float]:
     """EDM's metrics of a set of molecules (fractions in [0, 1]).
+
+    Args:
+        molecules: the molecules.
+        training_smiles: the SMILES of the training molecules built the same way
+            (:func:`molecule_smiles`); with them, ``novelty`` is the fraction of the distinct valid SMILES
+            not among them.
 
     Returns:
         ``atom_stability``, ``molecule_stability``, ``validity``, ``uniqueness`` (among the valid),
-        ``valid_and_unique`` (distinct valid SMILES over all molecules) and ``num_molecules``.
+        ``valid_and_unique`` (distinct valid SMILES over all molecules), ``num_molecules`` and, with
+        ``training_smiles``, ``novelty``.
 
     Raises:
         ValueError: if ``molecules`` is empty.
@@ -128,7 +135,7 @@ def molecule_metrics(molecules: Sequence[Molecule]) -> dict[str, float]:
     smiles = [molecule_smiles(molecule) for molecule in molecules]
     valid = [item for item in smiles if item is not None]
     num_atoms = sum(len(flags) for flags in stable)
-    return {
+    metrics = {
         "atom_stability": sum(int(flags.sum()) for flags in stable) / num_atoms,
         "molecule_stability": sum(bool(flags.all()) for flags in stable) / len(molecules),
         "validity": len(valid) / len(molecules),
@@ -136,6 +143,27 @@ def molecule_metrics(molecules: Sequence[Molecule]) -> dict[str, float]:
         "valid_and_unique": len(set(valid)) / len(molecules),
         "num_molecules": len(molecules),
     }
+    if training_smiles is not None:
+        distinct = set(valid)
+        metrics["novelty"] = len(distinct - training_smiles) / len(distinct) if distinct else 0.0
+    return metrics
+
+
+def draw_molecules(molecules: Sequence[Molecule], path: str, per_row: int = 5, size: int = 250) -> None:
+    """A PNG grid of the molecules (RDKit 2D depictions of EDM's bonds; unsanitisable ones drawn as built)."""
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import AllChem, Draw
+
+    RDLogger.DisableLog("rdApp.*")  # lone hydrogens of poor samples are drawn, not reported
+    drawn = []
+    for molecule in molecules:
+        mol = rdkit_molecule(molecule).GetMol()
+        mol.UpdatePropertyCache(strict=False)
+        mol = Chem.RemoveHs(mol, sanitize=False)
+        AllChem.Compute2DCoords(mol)
+        drawn.append(mol)
+    image = Draw.MolsToGridImage(drawn, molsPerRow=per_row, subImgSize=(size, size))
+    image.save(str(path))
 
 
 def read_molecules(path: str) -> list[Molecule]:

@@ -287,3 +287,26 @@ def _plain_smiles(molecule: object) -> str:
 
     plain = Chem.MolToSmiles(Chem.RemoveHs(molecule), isomericSmiles=False)
     return Chem.MolToSmiles(Chem.MolFromSmiles(plain), isomericSmiles=False)
+
+
+def edm_training_smiles(cache_dir: str | Path | None = None) -> set[str]:
+    """SMILES of EDM's 100,000 QM9 training molecules, built from their geometry as a generator's molecules are
+    (:func:`ponita.datasets.molecule_smiles`), for the novelty metric; computed once (≈ 1 min) and cached."""
+    from ._molecule_metrics import Molecule, molecule_smiles
+
+    folder = Path(cache_dir or default_qm9_dir())
+    path = folder / f"edm_train_smiles_v{_FILE_VERSION}.txt"
+    if path.is_file():
+        return set(path.read_text().split())
+    qm9 = load_qm9(folder)
+    rows = qm9_split(len(qm9), "edm")["train"]
+    smiles = set()
+    for row in rows.tolist():
+        atoms = slice(int(qm9.ptr[row]), int(qm9.ptr[row + 1]))
+        item = molecule_smiles(Molecule.from_atomic_numbers(qm9.z[atoms].tolist(), qm9.pos[atoms].numpy()))
+        if item is not None:
+            smiles.add(item)
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(sorted(smiles)))
+    partial.replace(path)
+    return smiles

@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--metrics", action="store_true", help="print EDM's metrics and write them next to --out")
+    sample.add_argument("--novelty", action="store_true",
+                        help="with --metrics: also novelty against EDM's QM9 training molecules (≈ 1 min once)")
+    sample.add_argument("--image", help="draw the molecules (RDKit, first 50) into this PNG")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser(
@@ -132,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("file", help="SDF (RDKit) or any ASE-readable file, e.g. multi-frame XYZ")
     evaluate.add_argument("--json", help="write the metrics to this JSON file")
+    evaluate.add_argument("--novelty", action="store_true", help="also novelty against EDM's QM9 training molecules")
     evaluate.set_defaults(handler=_evaluate_molecules)
 
     demo = commands.add_parser(
@@ -310,7 +314,7 @@ def _data_qm9(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from ponita.datasets import molecule_metrics, write_molecules
+    from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
     from ponita.models import read_checkpoint
 
     from ._edm import sample_molecules
@@ -318,6 +322,9 @@ def _sample(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".sdf", ".xyz") or out.is_dir() or not out.resolve().parent.is_dir():
         raise UsageError(f"-o {out} must be a .sdf or .xyz file in an existing folder.")
+    image = Path(args.image) if args.image else None
+    if image is not None and (image.suffix.lower() != ".png" or not image.resolve().parent.is_dir()):
+        raise UsageError(f"--image {image} must be a .png file in an existing folder.")
     if args.num < 1 or args.batch_size < 1 or (args.n_atoms is not None and not 1 <= args.n_atoms <= 100):
         raise UsageError(f"-n and --batch-size must be ≥ 1 and --n-atoms in 1..100; got {args.num}, "
                          f"{args.batch_size}, {args.n_atoms}.")
@@ -337,14 +344,31 @@ def _sample(args: argparse.Namespace) -> int:
     seconds = (time.time() - start) / len(molecules)
     write_molecules(molecules, str(out))
     print(f"\nWrote {len(molecules)} molecules to {out} ({seconds:.3f} s per molecule).")
+    if image is not None:
+        draw_molecules(molecules[:50], str(image))
+        print(f"Drew {min(50, len(molecules))} molecules into {image}")
     if args.metrics:
-        metrics = {**molecule_metrics(molecules), "seconds_per_molecule": seconds,
+        training = _training_smiles() if args.novelty else None
+        metrics = {**molecule_metrics(molecules, training), "seconds_per_molecule": seconds,
                    "steps": args.steps or model.config.steps, "seed": args.seed, "checkpoint": args.checkpoint}
-        for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique"):
-            print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
+        for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
+            if name in metrics:
+                print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
         out.with_suffix(".json").write_text(json.dumps(metrics, indent=2))
         print(f"Metrics written to {out.with_suffix('.json')}")
     return 0
+
+
+def _training_smiles() -> set[str] | None:
+    """EDM's QM9 training SMILES for the novelty metric, or ``None`` (with a note) without qm9pack."""
+    import importlib.util
+
+    if importlib.util.find_spec("qm9pack") is None:
+        print("  (novelty needs QM9's training molecules: pip install 'ponita[qm9]')")
+        return None
+    from ponita.datasets import edm_training_smiles
+
+    return edm_training_smiles()
 
 
 def _evaluate_molecules(args: argparse.Namespace) -> int:
@@ -352,10 +376,12 @@ def _evaluate_molecules(args: argparse.Namespace) -> int:
 
     if args.json is not None and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
         raise UsageError(f"--json {args.json} must be a file in an existing folder.")
-    metrics = {"file": args.file, **molecule_metrics(read_molecules(args.file))}
+    molecules = read_molecules(args.file)
+    metrics = {"file": args.file, **molecule_metrics(molecules, _training_smiles() if args.novelty else None)}
     print(f"{metrics['num_molecules']} molecules in {args.file} (EDM's metrics; QM9 itself: 99.0 / 95.2 / 97.7 %)")
-    for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique"):
-        print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
+    for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
+        if name in metrics:
+            print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2))
         print(f"Metrics written to {args.json}")

@@ -8,7 +8,16 @@ import ase.io
 import numpy as np
 import pytest
 
-from ponita.datasets import Molecule, bond_orders, molecule_metrics, molecule_smiles, read_molecules, stable_atoms
+from ponita.datasets import (
+    Molecule,
+    bond_orders,
+    draw_molecules,
+    molecule_metrics,
+    molecule_smiles,
+    read_molecules,
+    stable_atoms,
+    write_molecules,
+)
 from ponita.train.cli import main
 
 EDM_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "qm9" / "edm_qm9_test.npz"
@@ -88,3 +97,20 @@ def test_evaluate_molecules_reads_xyz_and_sdf_and_writes_json(tmp_path, capsys) 
     assert "molecule stability   100.00 %" in capsys.readouterr().out
     assert main(["evaluate-molecules", str(tmp_path / "missing.sdf")]) == 2
     assert "missing.sdf does not exist" in capsys.readouterr().err
+
+
+def test_novelty_counts_distinct_valid_smiles_outside_the_training_set() -> None:
+    acetylene = linear([6, 6], 1.20)
+    metrics = molecule_metrics([METHANE, METHANE, acetylene], training_smiles={molecule_smiles(METHANE)})
+    assert metrics["novelty"] == 0.5 and "novelty" not in molecule_metrics([METHANE])
+
+
+def test_written_molecules_read_back_and_draw(tmp_path) -> None:
+    molecules = [METHANE, linear([6, 6], 1.20)]
+    for name in ("m.sdf", "m.xyz"):
+        write_molecules(molecules, str(tmp_path / name))
+        back = read_molecules(str(tmp_path / name))
+        assert [m.types.tolist() for m in back] == [m.types.tolist() for m in molecules]
+        assert all(np.allclose(a.pos, b.pos, atol=1e-4) for a, b in zip(back, molecules))
+    draw_molecules(molecules, str(tmp_path / "grid.png"))
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"

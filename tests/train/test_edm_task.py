@@ -40,7 +40,9 @@ def test_a_tiny_run_trains_tests_by_sampling_and_stores_the_size_histogram(gener
 
 def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp_path, capsys) -> None:
     sdf, again, xyz = tmp_path / "a.sdf", tmp_path / "b.sdf", tmp_path / "c.xyz"
-    assert main(["sample", str(generator_file.model), "-n", "6", "--steps", "10", "-o", str(sdf), "--metrics"]) == 0
+    argv = ["sample", str(generator_file.model), "-n", "6", "--steps", "10", "-o", str(sdf), "--metrics",
+            "--image", str(tmp_path / "grid.png")]
+    assert main(argv) == 0 and (tmp_path / "grid.png").is_file()
     assert main(["sample", str(generator_file.model), "-n", "6", "--steps", "10", "-o", str(again)]) == 0
     assert sdf.read_bytes() == again.read_bytes()  # same seed, same molecules
     assert main(["sample", str(generator_file.model), "-n", "3", "--n-atoms", "7", "--steps", "5", "-o", str(xyz)]) == 0
@@ -57,6 +59,7 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
         (["--steps", "31"], "--steps must lie in 1..30"),
         (["--n-atoms", "0"], "--n-atoms in 1..100"),
         (["-o", "out.pdb"], "must be a .sdf or .xyz file"),
+        (["--image", "grid.jpg"], "must be a .png file"),
     ],
 )
 def test_sample_rejects_bad_arguments_before_sampling(generator_file, tmp_path, monkeypatch, capsys, arguments, message) -> None:
