@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=int, help="sampler steps (default: all of the model's)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
+    sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
     sample.add_argument("--metrics", action="store_true", help="print EDM's metrics and write them next to --out")
     sample.add_argument("--novelty", action="store_true",
                         help="with --metrics: also novelty against EDM's QM9 training molecules (≈ 1 min once)")
@@ -328,14 +329,16 @@ def _sample(args: argparse.Namespace) -> int:
     if args.num < 1 or args.batch_size < 1 or (args.n_atoms is not None and not 1 <= args.n_atoms <= 100):
         raise UsageError(f"-n and --batch-size must be ≥ 1 and --n-atoms in 1..100; got {args.num}, "
                          f"{args.batch_size}, {args.n_atoms}.")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda, but torch sees no CUDA GPU here; use --device cpu.")
     checkpoint = read_checkpoint(args.checkpoint)
     if checkpoint.model_class != "EDM":
         raise UsageError(f"{args.checkpoint} holds a {checkpoint.model_class}, not a generator; pass the generator.pt "
                          "of `ponita train qm9-edm`.")
-    model = checkpoint.build()
+    model = checkpoint.build(args.device)
     if args.steps is not None and not 1 <= args.steps <= model.config.steps:
         raise UsageError(f"--steps must lie in 1..{model.config.steps}, got {args.steps}.")
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator(args.device).manual_seed(args.seed)
     start, molecules = time.time(), []
     while len(molecules) < args.num:
         count = min(args.batch_size, args.num - len(molecules))
