@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ponita._spaces import SPACES, Points, edge_distance, make_space
+from ponita._spaces import SPACES, edge_distance, make_space
 from ponita.graph import fully_connected_graph, radius_graph
 from ponita.nn import ConvNextBlock, FibreBundleConv, KernelBasis, PointCloudConv, PolynomialCutoff
 from ponita.ops import receiver_csr, scatter_sum
