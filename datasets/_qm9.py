@@ -117,8 +117,9 @@ def qm9_split(num_molecules: int = QM9_NUM_MOLECULES, scheme: str = "dimenet") -
     """Row numbers (in ``Index`` order) of the train / valid / test molecules of a published split.
 
     ``"dimenet"``: ``np.random.RandomState(42).permutation(n)``, 110,000 / 10,000 / the rest (PONITA and
-    DimeNet); ``"edm"``: ``np.random.seed(0); np.random.permutation(n)``, 100,000 / 17,748 / 13,083 (EDM;
-    each part sorted, as EDM stores them).
+    DimeNet); ``"edm"``: ``np.random.seed(0); np.random.permutation(n)``, 100,000 / 17,748 / 13,083 (EDM,
+    which stores each part sorted). Each part is in permutation order, so its first ``k`` rows are a
+    random subset (the molecules' ``Index`` order runs from small to large molecules).
 
     Example:
         >>> {name: len(rows) for name, rows in qm9_split().items()}
@@ -128,9 +129,8 @@ def qm9_split(num_molecules: int = QM9_NUM_MOLECULES, scheme: str = "dimenet") -
         raise ValueError(f"Unknown QM9 split {scheme!r}; choose one of {', '.join(QM9_SPLITS)}.")
     seed, num_train, num_valid = QM9_SPLITS[scheme]
     perm = np.random.RandomState(seed).permutation(num_molecules)
-    parts = {"train": perm[:num_train], "valid": perm[num_train : num_train + num_valid],
-             "test": perm[num_train + num_valid :]}
-    return {name: np.sort(rows) for name, rows in parts.items()} if scheme == "edm" else parts
+    return {"train": perm[:num_train], "valid": perm[num_train : num_train + num_valid],
+            "test": perm[num_train + num_valid :]}
 
 
 def qm9pack_data_dir() -> Path:
