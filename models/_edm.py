@@ -27,6 +27,7 @@ from ._network_model import NetworkModel
 from ._noise_schedule import NoiseSchedule
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
+SAMPLERS = ("ancestral", "ddim")
 
 
 @dataclass
@@ -130,10 +131,15 @@ class EDM(NetworkModel):
         return error.square().mean()
 
     @torch.no_grad()
-    def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None) -> Data:
-        """Molecules of the given sizes ``[G]`` by EDM's ancestral sampler over ``steps`` (default: all :math:`T`).
+    def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
+               sampler: str = "ancestral") -> Data:
+        r"""Molecules of the given sizes ``[G]`` over ``steps`` (default: all :math:`T`) of the reverse process.
 
         With fewer steps the sampler visits every ``T / steps``-th time of the schedule (respacing).
+        ``sampler="ancestral"`` is EDM's: :math:`z_s \sim p(z_s \mid z_t)` with the posterior of the
+        forward process given :math:`\hat\epsilon`. ``sampler="ddim"`` is the deterministic DDIM update
+        (Song et al. 2021, :math:`\eta = 0`): :math:`z_s = \alpha_s \hat x + \sigma_s \hat\epsilon` with
+        :math:`\hat x = (z_t - \sigma_t \hat\epsilon) / \alpha_t`; only the initial noise is random.
 
         Returns:
             ``Data(pos [N, 3] Å-like units, z [N] atomic numbers, batch [N])``.
@@ -141,6 +147,8 @@ class EDM(NetworkModel):
         steps = self.config.steps if steps is None else steps
         if not 1 <= steps <= self.config.steps:
             raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
         batch = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes.to(device))  # [N]
         num_atoms = batch.shape[0]
@@ -151,6 +159,12 @@ class EDM(NetworkModel):
             t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
             gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
             eps_pos, eps_h = self.predict_noise(pos, h, t, batch)
+            if sampler == "ddim":
+                alpha_t, sigma_t = NoiseSchedule.alpha(gamma_t), NoiseSchedule.sigma(gamma_t)
+                alpha_s, sigma_s = NoiseSchedule.alpha(gamma_s), NoiseSchedule.sigma(gamma_s)
+                pos = alpha_s * (pos - sigma_t * eps_pos.to(dtype)) / alpha_t + sigma_s * eps_pos.to(dtype)
+                h = alpha_s * (h - sigma_t * eps_h.to(dtype)) / alpha_t + sigma_s * eps_h.to(dtype)
+                continue
             # q(z_t | z_s) = N(alpha_ts z_s, sigma2_ts); the posterior mean and std given the noise estimate.
             sigma2_ts = -torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t))
             alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
@@ -163,7 +177,9 @@ class EDM(NetworkModel):
         gamma_0 = self.schedule(zeros)[:, None]
         eps_pos, _ = self.predict_noise(pos, h, zeros, batch)
         alpha_0, sigma_0 = NoiseSchedule.alpha(gamma_0), NoiseSchedule.sigma(gamma_0)
-        pos = (pos - sigma_0 * eps_pos.to(dtype)) / alpha_0 + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator)
+        pos = (pos - sigma_0 * eps_pos.to(dtype)) / alpha_0
+        if sampler == "ancestral":  # EDM samples x ~ N(x̂, σ_0/α_0); DDIM stays deterministic
+            pos = pos + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator)
         types = h[:, : self.num_types].argmax(dim=-1)  # [N]
         return Data(pos=_centred(pos, batch), z=self.atomic_numbers[types], batch=batch)
 

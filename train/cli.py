@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("-o", "--out", default="samples.sdf", help="output .sdf (RDKit, EDM's bonds) or .xyz")
     sample.add_argument("--n-atoms", type=int, help="atoms per molecule (default: drawn from the training histogram)")
     sample.add_argument("--steps", type=int, help="sampler steps (default: all of the model's)")
+    sample.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral",
+                        help="EDM's ancestral sampler, or deterministic DDIM (default ancestral)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
@@ -342,7 +344,7 @@ def _sample(args: argparse.Namespace) -> int:
     start, molecules = time.time(), []
     while len(molecules) < args.num:
         count = min(args.batch_size, args.num - len(molecules))
-        molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms)
+        molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms, args.sampler)
         print(f"\r  sampled {len(molecules)}/{args.num} molecules  ({time.time() - start:.0f} s)", end="", flush=True)
     seconds = (time.time() - start) / len(molecules)
     write_molecules(molecules, str(out))
@@ -353,7 +355,8 @@ def _sample(args: argparse.Namespace) -> int:
     if args.metrics:
         training = _training_smiles() if args.novelty else None
         metrics = {**molecule_metrics(molecules, training), "seconds_per_molecule": seconds,
-                   "steps": args.steps or model.config.steps, "seed": args.seed, "checkpoint": args.checkpoint}
+                   "steps": args.steps or model.config.steps, "sampler": args.sampler, "seed": args.seed,
+                   "checkpoint": args.checkpoint}
         for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
             if name in metrics:
                 print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")

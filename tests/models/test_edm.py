@@ -80,6 +80,18 @@ def test_training_lowers_the_noise_error_at_fixed_noise() -> None:
     assert float(fixed()) < 0.8 * before
 
 
+def test_ddim_is_deterministic_given_the_initial_noise_and_keeps_positions_centred() -> None:
+    model = tiny_edm().double()
+    first = model.sample(torch.tensor([4, 5]), steps=5, generator=torch.Generator().manual_seed(3), sampler="ddim")
+    again = model.sample(torch.tensor([4, 5]), steps=5, generator=torch.Generator().manual_seed(3), sampler="ddim")
+    assert torch.equal(first.pos, again.pos) and torch.equal(first.z, again.z)
+    assert max(float(first.pos[first.batch == g].mean(0).abs().max()) for g in range(2)) < 1e-10
+    ancestral = model.sample(torch.tensor([4, 5]), steps=5, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(ancestral.pos, first.pos)
+    with pytest.raises(ValueError, match="Unknown sampler 'euler'"):
+        model.sample(torch.tensor([3]), sampler="euler")
+
+
 def test_sizes_come_from_the_training_histogram_and_bad_steps_are_errors() -> None:
     model = tiny_edm()
     sizes = model.sample_sizes(200, torch.Generator().manual_seed(0))
