@@ -152,7 +152,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[str, dict[str, Any]]]) -> None:
     for flag, (key, options) in flags.items():
-        parser.add_argument(flag, dest=_dest(flag), **options)
+        metavar = None if "choices" in options else flag.lstrip("-").upper().replace("-", "_")
+        parser.add_argument(flag, dest=_dest(flag), metavar=metavar, **options)
 
 
 def _dest(flag: str) -> str:
