@@ -21,6 +21,7 @@ from torch_geometric.data import Batch, Data
 from ponita.datasets import Molecule, load_qm9, molecule_metrics, qm9_split
 from ponita.models import EDM, EDMConfig
 
+from ._qm9 import check_subset_sizes
 from ._task import Task, register_task
 
 QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
@@ -55,10 +56,7 @@ class EDMOptions:
             raise ValueError(f"steps and num_samples must be ≥ 1, got {self.steps}, {self.num_samples}.")
         if self.sample_steps is not None and not 1 <= self.sample_steps <= self.steps:
             raise ValueError(f"sample_steps must lie in 1..steps={self.steps}, got {self.sample_steps}.")
-        for name in ("num_train", "num_val", "num_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
+        check_subset_sizes(self)
 
 
 @register_task

@@ -50,10 +50,15 @@ class QM9Options:
             raise ValueError(f"Unknown QM9 target {self.target!r}; choose one of {', '.join(QM9_TARGETS)}.")
         if self.graph not in ("full", "lifted-bonds"):
             raise ValueError(f"graph must be 'full' or 'lifted-bonds', got {self.graph!r}.")
-        for name in ("num_train", "num_val", "num_test"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
+        check_subset_sizes(self)
+
+
+def check_subset_sizes(options: object) -> None:
+    """The ``num_train``, ``num_val``, ``num_test`` options of a QM9 task are ≥ 1 or ``None`` (all)."""
+    for name in ("num_train", "num_val", "num_test"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
 
 
 @register_task
