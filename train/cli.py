@@ -112,8 +112,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample", help="sample molecules from a generator written by `ponita train qm9-edm`",
-        description="Sample molecules with EDM's ancestral sampler (fewer --steps: respaced); same --seed, same "
-        "molecules.",
+        description="Sample molecules with EDM's ancestral sampler or deterministic DDIM (fewer --steps: respaced); "
+        "same --seed, same molecules.",
     )
     sample.add_argument("checkpoint", help="generator.pt written by `ponita train qm9-edm`")
     sample.add_argument("-n", "--num", type=int, default=100, help="molecules to sample (default 100)")
