@@ -219,7 +219,10 @@ def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = (
 
 
 def test_checkpoint(
-    path: str | Path, overrides: Sequence[str] = (), batch_size: int | None = None, artefacts: str | Path | None = None
+    path: str | Path | Checkpoint,
+    overrides: Sequence[str] = (),
+    batch_size: int | None = None,
+    artefacts: str | Path | None = None,
 ) -> dict[str, Any]:
     """Tests a model file written by ``ponita train`` on its task's test data (what ``ponita test`` runs).
 
@@ -227,8 +230,8 @@ def test_checkpoint(
     e.g. ``task_options.split=2``) change what it is tested on.
 
     Args:
-        path: a model file (e.g. ``potential.pt``).
-        overrides: config overrides applied to the stored training config.
+        path: a model file (e.g. ``potential.pt``), or its :class:`~ponita.models.Checkpoint` already read.
+        overrides: config overrides applied to the stored training config (checked before any data is read).
         batch_size: samples per forward pass (default: the config's ``test_batch_size``).
         artefacts: a folder for the task's output files (e.g. plots); ``None``: none are written.
 
@@ -239,7 +242,7 @@ def test_checkpoint(
     Raises:
         ValueError: if the file is unreadable, records no task, or the overrides are invalid.
     """
-    checkpoint = read_checkpoint(path)
+    checkpoint = path if isinstance(path, Checkpoint) else read_checkpoint(path)
     task = task_from_checkpoint(checkpoint, overrides)
     if batch_size is not None:
         task.config.test_batch_size = batch_size
@@ -249,7 +252,7 @@ def test_checkpoint(
         raise ValueError(f"Task {task.name!r} has no test data.")
     trained_on = checkpoint.metadata.get("protocol") or "unknown (the file records no training protocol)"
     folder = Path(artefacts) if artefacts is not None else None
-    return _test_record(task, model, data, trained_on, task.test_protocol(), Path(path), folder)
+    return _test_record(task, model, data, trained_on, task.test_protocol(), checkpoint.path, folder)
 
 
 def task_from_checkpoint(checkpoint: Checkpoint, overrides: Sequence[str] = ()) -> Task:

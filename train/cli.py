@@ -203,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from ponita.models import read_checkpoint
 
-    from ._run import task_from_checkpoint, test_checkpoint
+    from ._run import test_checkpoint
 
     checkpoint = read_checkpoint(args.checkpoint)
     if checkpoint.task is None:
@@ -220,8 +220,7 @@ def _test(args: argparse.Namespace) -> int:
     if options.batch_size is not None and options.batch_size < 1:
         raise UsageError(f"--batch-size must be ≥ 1, got {options.batch_size}.")
     overrides = _flag_overrides(options, cls.test_flags)
-    task_from_checkpoint(checkpoint, overrides)  # checks the options before the data is read
-    record = test_checkpoint(args.checkpoint, overrides, options.batch_size, options.artefacts)
+    record = test_checkpoint(checkpoint, overrides, options.batch_size, options.artefacts)
     _print_test(cls, record)
     if options.json:
         Path(options.json).write_text(json.dumps(record, indent=2))
