@@ -8,11 +8,13 @@ Configurations (issue #3):
     large     1,000 atoms in a periodic-free box at liquid density, 5 Å radius graph, O=16, C=128,
               basis 256, 5 layers; energy + forces.
 
-Every (configuration, backend, precision) runs in a fresh subprocess so its peak RSS is its own.
+Every (configuration, backend, precision) runs in a fresh subprocess so its peak RSS is its own. On
+``--device cuda`` times are taken between ``torch.cuda.synchronize()`` calls and the memory column is
+the peak of ``torch.cuda.max_memory_allocated`` (TF32 off, so fp32 is full float32).
 
 Usage:
     python benchmarks/bench_model.py [--configs aspirin qm9 large] [--backends reference cpu]
-        [--precisions fp32 bf16] [--repeats 3] [--json bench_results/model.json]
+        [--precisions fp32 bf16] [--repeats 3] [--json bench_results/model.json] [--device cpu|cuda]
 """
 
 import argparse
@@ -34,8 +36,8 @@ CONFIGS = {
 }
 
 
-def run_one(config_name: str, backend: str, precision: str, repeats: int) -> dict:
-    """Times one configuration in this process; returns seconds per step and peak RSS."""
+def run_one(config_name: str, backend: str, precision: str, repeats: int, device: str = "cpu") -> dict:
+    """Times one configuration in this process; returns seconds per step and peak memory."""
     import torch
     from torch_geometric.data import Batch, Data
 
@@ -57,9 +59,14 @@ def run_one(config_name: str, backend: str, precision: str, repeats: int) -> dic
         if cfg["kernel_condition_dim"]:
             data.kernel_condition = torch.full((cfg["atoms"], 1), 0.3)
         graphs.append(data)
-    batch = Batch.from_data_list(graphs)
+    batch = Batch.from_data_list(graphs).to(device)
+    model = model.to(device)
+    on_cuda = torch.device(device).type == "cuda"
+    if on_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def forward() -> tuple:
         pos = batch.pos.clone().requires_grad_(cfg["forces"])
@@ -88,21 +95,27 @@ def run_one(config_name: str, backend: str, precision: str, repeats: int) -> dic
         else:
             scalar.sum().item()
 
+    def timed(step) -> float:
+        step()  # warm-up (and, for Triton, compilation)
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - start) / repeats
+
     with use_backend(backend):
-        train_step()  # warm-up
-        start = time.perf_counter()
-        for _ in range(repeats):
-            train_step()
-        train_seconds = (time.perf_counter() - start) / repeats
-        inference()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            inference()
-        inference_seconds = (time.perf_counter() - start) / repeats
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return dict(config=config_name, backend=backend, precision=precision, train_step_s=train_seconds,
-                inference_s=inference_seconds, peak_rss_mb=peak_rss_mb, num_threads=torch.get_num_threads(),
-                nodes=int(batch.num_nodes))
+        train_seconds = timed(train_step)
+        inference_seconds = timed(inference)
+    if on_cuda:
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(config=config_name, backend=backend, precision=precision, device=device,
+                train_step_s=train_seconds, inference_s=inference_seconds, peak_rss_mb=peak_mb,
+                num_threads=torch.get_num_threads(), nodes=int(batch.num_nodes))
 
 
 def main() -> None:
@@ -112,18 +125,20 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("bench_results/model.json"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--single", nargs=3, metavar=("CONFIG", "BACKEND", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(run_one(*args.single, repeats=args.repeats)))
+        print(json.dumps(run_one(*args.single, repeats=args.repeats, device=args.device)))
         return
     results = []
-    print(f"{'config':8s} {'backend':9s} {'prec':5s} {'train step s':>12s} {'inference s':>12s} {'peak RSS MB':>12s}")
+    memory = "peak CUDA MB" if args.device.startswith("cuda") else "peak RSS MB"
+    print(f"{'config':8s} {'backend':9s} {'prec':5s} {'train step s':>12s} {'inference s':>12s} {memory:>12s}")
     for config_name in args.configs:
         for precision in args.precisions:
             for backend in args.backends:
                 command = [sys.executable, __file__, "--single", config_name, backend, precision,
-                           "--repeats", str(args.repeats)]
+                           "--repeats", str(args.repeats), "--device", args.device]
                 completed = subprocess.run(command, capture_output=True, text=True)
                 if completed.returncode != 0:
                     print(f"{config_name:8s} {backend:9s} {precision:5s} FAILED: {completed.stderr.strip()[-300:]}")
@@ -133,7 +148,12 @@ def main() -> None:
                 print(f"{config_name:8s} {backend:9s} {precision:5s} {result['train_step_s']:12.3f} "
                       f"{result['inference_s']:12.3f} {result['peak_rss_mb']:12.0f}", flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+    machine = platform.processor() or platform.machine()
+    if args.device.startswith("cuda"):
+        import torch
+
+        machine = torch.cuda.get_device_name(args.device)
+    args.json.write_text(json.dumps({"machine": machine,
                                      "date": time.strftime("%Y-%m-%d"), "results": results}, indent=2))
     print(f"wrote {args.json}")
 

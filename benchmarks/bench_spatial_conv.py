@@ -20,6 +20,10 @@ Usage::
 
     python benchmarks/bench_spatial_conv.py [--shapes a b c] [--dtypes float32 bfloat16]
         [--backends reference cpu] [--repeats 3] [--threads 2] [--json out.json] [--no-memory]
+        [--device cpu|cuda]
+
+On ``--device cuda`` the times are taken between ``torch.cuda.synchronize()`` calls and the memory
+columns are the peak of ``torch.cuda.max_memory_allocated`` during the mode, beyond the inputs.
 
 Timings on a machine shared with other jobs are unreliable, more so with several threads
 (intra-op threads wait on each other); ``--threads 1`` is the least sensitive.
@@ -61,13 +65,14 @@ SHAPES = {
 }
 
 
-def make_inputs(shape: str, dtype: torch.dtype):
+def make_inputs(shape: str, dtype: torch.dtype, device: str = "cpu"):
     build, num_nodes, num_ori, channels, basis_dim, _ = SHAPES[shape]
-    graph, _ = receiver_csr(build(), num_nodes)
+    graph, _ = receiver_csr(build().to(device), num_nodes)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(num_nodes, num_ori, channels, generator=generator).to(dtype)  # [N, O, C]
     basis = torch.randn(graph.num_edges, num_ori, basis_dim, generator=generator).to(dtype)
     weight = (torch.randn(basis_dim, channels, generator=generator) / basis_dim**0.5).to(dtype)
+    x, basis, weight = (tensor.to(device) for tensor in (x, basis, weight))
     for tensor in (x, basis, weight):
         tensor.requires_grad_(True)
     return x, basis, weight, graph
@@ -87,12 +92,20 @@ def run_mode(mode: str, backend: str, x, basis, weight, graph) -> None:
     (loss + (grad_x * 0.25).sum() + (grad_basis * 0.125).sum()).backward()
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_mode(mode, backend, inputs, repeats: int) -> float:
-    run_mode(mode, backend, *inputs)  # warm-up
+    device = inputs[0].device
+    run_mode(mode, backend, *inputs)  # warm-up (and, for Triton, compilation)
     times = []
     for _ in range(repeats):
+        _synchronize(device)
         start = time.perf_counter()
         run_mode(mode, backend, *inputs)
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     return min(times) * 1e3  # the minimum is the least disturbed by other processes
 
@@ -131,6 +144,17 @@ def child_peak(shape: str, dtype: str, backend: str, mode: str) -> None:
     print(max(0, _status_bytes("VmHWM") - baseline))
 
 
+def cuda_peak(mode: str, backend: str, inputs) -> int:
+    """Peak CUDA memory allocated while running ``mode`` once, beyond what was allocated before."""
+    device = inputs[0].device
+    torch.cuda.synchronize(device)
+    baseline = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run_mode(mode, backend, *inputs)
+    torch.cuda.synchronize(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - baseline)
+
+
 def peak_rss(shape: str, dtype: str, backend: str, mode: str) -> int:
     command = [sys.executable, __file__, "--child", shape, dtype, backend, mode, str(torch.get_num_threads())]
     return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
@@ -145,6 +169,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS children")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -156,17 +181,24 @@ def main() -> None:
 
     rows = []
     header = f"{'shape':5} {'dtype':8} {'backend':9} {'mode':13} {'ms':>9} {'peak MB':>9} {'saved MB':>9}"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    on_cuda = torch.device(args.device).type == "cuda"
+    where = torch.cuda.get_device_name(args.device) if on_cuda else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}")
     print(header)
     for shape in args.shapes:
         for dtype in args.dtypes:
-            inputs = make_inputs(shape, getattr(torch, dtype))
+            inputs = make_inputs(shape, getattr(torch, dtype), args.device)
             for backend in args.backends:
                 saved = saved_bytes(backend, *inputs) / 2**20
                 for mode in SHAPES[shape][5]:
                     ms = time_mode(mode, backend, inputs, args.repeats)
-                    peak = None if args.no_memory else peak_rss(shape, dtype, backend, mode) / 2**20
-                    row = dict(shape=shape, dtype=dtype, backend=backend, mode=mode, ms=ms,
+                    if args.no_memory:
+                        peak = None
+                    elif on_cuda:
+                        peak = cuda_peak(mode, backend, inputs) / 2**20
+                    else:
+                        peak = peak_rss(shape, dtype, backend, mode) / 2**20
+                    row = dict(shape=shape, dtype=dtype, backend=backend, device=args.device, mode=mode, ms=ms,
                                peak_mb=peak, saved_mb=saved, num_edges=inputs[3].num_edges)
                     rows.append(row)
                     peak_text = "-" if peak is None else f"{peak:9.0f}"

@@ -147,3 +147,21 @@ def test_md17_fit_on_cuda_calibrates_trains_and_exports(precision: str, tmp_path
     assert bool(state["model.network.calibrated"]) and bool(state["ema.network.calibrated"])
     assert all(torch.isfinite(value).all() for value in state.values() if value.is_floating_point())
     assert math.isfinite(result.test_metrics["forces_mae_meV_per_A"])
+
+
+def test_auto_backend_on_cuda_fuses_only_above_the_memory_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ponita.ops._spatial_conv as spatial_conv_module
+    from ponita.ops import receiver_csr, spatial_conv
+
+    calls = []
+    for name in ("triton", "reference"):
+        spy = lambda *args, name=name: calls.append(name) or spatial_conv_module.spatial_conv_reference(*args)  # noqa: E731
+        monkeypatch.setitem(spatial_conv_module._BACKENDS, name, spy)
+    graph, _ = receiver_csr(torch.tensor([[0, 1, 2], [1, 2, 0]], device=DEVICE), 3)
+    x = torch.randn(3, 2, 4, device=DEVICE)  # [N, O, C]
+    basis = torch.randn(3, 2, 5, device=DEVICE)  # [E, O, B]
+    weight = torch.randn(5, 4, device=DEVICE)  # [B, C]
+    spatial_conv(x, basis, weight, graph)  # 96-byte messages: the reference path
+    monkeypatch.setattr(spatial_conv_module, "FUSED_MIN_BYTES_CUDA", 0)
+    spatial_conv(x, basis, weight, graph)
+    assert calls == ["reference", "triton"]
