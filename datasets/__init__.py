@@ -8,6 +8,7 @@ here and passed to the model's constructor.
 
 from ._ase_files import load_ase_file
 from ._bundled_data import bundled_data_dir
+from ._frame import MAX_ATOMIC_NUMBER
 from ._molecule_metrics import (
     BOND_LENGTHS_PM,
     Molecule,
@@ -56,6 +57,7 @@ __all__ = [
     "EV_TO_MEV",
     "HARTREE_TO_MEV",
     "KCAL_PER_MOL_TO_MEV",
+    "MAX_ATOMIC_NUMBER",
     "Molecule",
     "NBODY_SPLITS",
     "NBodySimulations",

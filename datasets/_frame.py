@@ -4,6 +4,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+MAX_ATOMIC_NUMBER = 118
+"""The largest atomic number of the periodic table (oganesson): a frame's ``z`` lies in 1 to 118."""
+
 
 def make_frame(
     atomic_numbers: np.ndarray,

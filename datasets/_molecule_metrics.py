@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._rdkit import require_rdkit
+
 ELEMENTS = ("H", "C", "N", "O", "F")
 ATOMIC_NUMBERS = (1, 6, 7, 8, 9)
 VALENCES = (1, 4, 3, 2, 1)
@@ -79,7 +81,12 @@ def stable_atoms(molecule: Molecule) -> np.ndarray:
 
 
 def rdkit_molecule(molecule: Molecule) -> "object":
-    """An RDKit ``RWMol`` with the atoms, EDM's bonds and the 3D positions (not sanitised)."""
+    """An RDKit ``RWMol`` with the atoms, EDM's bonds and the 3D positions (not sanitised).
+
+    Raises:
+        ImportError: if RDKit is not installed (``pip install 'ponita[qm9]'``).
+    """
+    require_rdkit("rdkit_molecule")
     from rdkit import Chem
 
     orders = bond_orders(molecule)
@@ -98,7 +105,12 @@ def rdkit_molecule(molecule: Molecule) -> "object":
 
 
 def molecule_smiles(molecule: Molecule) -> str | None:
-    """SMILES of the largest fragment of the molecule built with EDM's bonds, or ``None`` if RDKit rejects it."""
+    """SMILES of the largest fragment of the molecule built with EDM's bonds, or ``None`` if RDKit rejects it.
+
+    Raises:
+        ImportError: if RDKit is not installed (``pip install 'ponita[qm9]'``).
+    """
+    require_rdkit("molecule_smiles")
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")  # an invalid molecule is a result here, not an error to print
@@ -128,9 +140,11 @@ def molecule_metrics(molecules: Sequence[Molecule], training_smiles: set[str] | 
 
     Raises:
         ValueError: if ``molecules`` is empty.
+        ImportError: if RDKit (validity, uniqueness) is not installed (``pip install 'ponita[qm9]'``).
     """
     if not molecules:
         raise ValueError("No molecules to evaluate.")
+    require_rdkit("molecule_metrics")
     stable = [stable_atoms(molecule) for molecule in molecules]
     smiles = [molecule_smiles(molecule) for molecule in molecules]
     valid = [item for item in smiles if item is not None]
@@ -150,7 +164,12 @@ def molecule_metrics(molecules: Sequence[Molecule], training_smiles: set[str] | 
 
 
 def draw_molecules(molecules: Sequence[Molecule], path: str, per_row: int = 5, size: int = 250) -> None:
-    """A PNG grid of the molecules (RDKit 2D depictions of EDM's bonds; unsanitisable ones drawn as built)."""
+    """A PNG grid of the molecules (RDKit 2D depictions of EDM's bonds; unsanitisable ones drawn as built).
+
+    Raises:
+        ImportError: if RDKit is not installed (``pip install 'ponita[qm9]'``).
+    """
+    require_rdkit("draw_molecules")
     from rdkit import Chem, RDLogger
     from rdkit.Chem import AllChem, Draw
 
@@ -173,12 +192,15 @@ def read_molecules(path: str) -> list[Molecule]:
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: if the file cannot be read, holds no molecule, or has an element other than H/C/N/O/F.
+        ImportError: for an SDF file, if RDKit is not installed (``pip install 'ponita[qm9]'``).
     """
     from pathlib import Path
 
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"Molecule file {file} does not exist (or is a folder).")
+    if file.suffix.lower() == ".sdf":
+        require_rdkit("reading SDF files")
     try:
         if file.suffix.lower() == ".sdf":
             from rdkit import Chem
@@ -201,10 +223,15 @@ def read_molecules(path: str) -> list[Molecule]:
 
 
 def write_molecules(molecules: Sequence[Molecule], path: str) -> None:
-    """Writes ``molecules`` to an SDF file (RDKit, EDM's bonds) or, for any other suffix, a multi-frame XYZ file."""
+    """Writes ``molecules`` to an SDF file (RDKit, EDM's bonds) or, for any other suffix, a multi-frame XYZ file.
+
+    Raises:
+        ImportError: for an SDF file, if RDKit is not installed (``pip install 'ponita[qm9]'``).
+    """
     from pathlib import Path
 
     if Path(path).suffix.lower() == ".sdf":
+        require_rdkit("writing SDF files")
         from rdkit import Chem
 
         with Chem.SDWriter(str(path)) as writer:

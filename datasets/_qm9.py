@@ -33,6 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ._progress import log_progress
+from ._rdkit import require_rdkit
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +156,11 @@ def load_qm9(cache_dir: str | Path | None = None, progress: Callable[[int, int],
 
     Raises:
         ValueError: if ``qm9pack`` is missing, or the cache file is damaged (delete it to process again).
+        ImportError: if QM9 must be processed and RDKit is not installed (``pip install 'ponita[qm9]'``).
     """
     path = Path(cache_dir or default_qm9_dir()) / f"qm9_v{_FILE_VERSION}.pt"
     if not path.is_file():
+        require_rdkit("Processing QM9")
         logger.warning("Processing QM9 from qm9pack into %s (about two minutes, once; `ponita data qm9` does it "
                        "explicitly).", path)
         qm9 = process_qm9(read_qm9pack_rows(), progress or log_progress(logger, "molecules"))
@@ -185,7 +188,12 @@ def read_qm9pack_rows(data_dir: Path | None = None) -> list[dict[str, str]]:
 
 
 def process_qm9(rows: list[dict[str, str]], progress: Callable[[int, int], None] | None = None) -> QM9:
-    """Parses coordinates, converts targets and derives atom features and bonds (see the module docstring)."""
+    """Parses coordinates, converts targets and derives atom features and bonds (see the module docstring).
+
+    Raises:
+        ImportError: if RDKit (the atom features and bonds) is not installed (``pip install 'ponita[qm9]'``).
+    """
+    require_rdkit("Processing QM9")
     from rdkit import RDLogger
 
     RDLogger.DisableLog("rdApp.*")

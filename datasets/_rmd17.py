@@ -25,7 +25,7 @@ import numpy as np
 from torch_geometric.data import Data
 
 from ._bundled_data import bundled_data_dir
-from ._frame import make_frame
+from ._frame import MAX_ATOMIC_NUMBER, make_frame
 from ._units import KCAL_PER_MOL_TO_MEV
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,6 @@ RMD17_URL = "https://figshare.com/ndownloader/files/23950376"
 _NUM_SPLITS = 5
 _SUBSETS = ("train", "test")
 _REQUIRED_KEYS = ("nuclear_charges", "coords", "energies", "forces")
-# The largest atomic number in the periodic table (oganesson).
-_MAX_ATOMIC_NUMBER = 118
 
 
 def load_rmd17(
@@ -201,8 +199,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 f"'nuclear_charges' {atomic_numbers.shape} and 'coords' {coords.shape} "
                 "(frames, atoms, 3). The file is inconsistent; re-download it."
             )
-    if not np.all((atomic_numbers >= 1) & (atomic_numbers <= _MAX_ATOMIC_NUMBER)):
-        raise ValueError(f"{path}: 'nuclear_charges' must be atomic numbers 1 to 118, got {atomic_numbers}.")
+    if not np.all((atomic_numbers >= 1) & (atomic_numbers <= MAX_ATOMIC_NUMBER)):
+        raise ValueError(
+            f"{path}: 'nuclear_charges' must be atomic numbers 1 to {MAX_ATOMIC_NUMBER}, got {atomic_numbers}."
+        )
     for key in ("coords", "energies", "forces"):
         if not np.all(np.isfinite(arrays[key])):
             raise ValueError(f"{path}: '{key}' contains NaN or inf values. The file is corrupt; re-download it.")

@@ -13,13 +13,12 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ponita import Ponita
+from ponita.datasets import MAX_ATOMIC_NUMBER
 from ponita.ops import scatter_sum
 
 from ._checkpoint import read_checkpoint, register_model
 from ._network_model import NetworkModel
 
-# The largest atomic number in the periodic table (oganesson); size of the element lookup table.
-_MAX_ATOMIC_NUMBER = 118
 # Ponita arguments that the potential fixes itself.
 _FIXED_PONITA_ARGUMENTS = ("input_dim", "output_dim", "task_level", "output_dim_vec", "input_dim_vec")
 
@@ -131,7 +130,7 @@ class PonitaPotential(NetworkModel):
         self.network = Ponita(
             input_dim=len(atomic_numbers), output_dim=1, task_level="node", **ponita_options
         )
-        element_index = torch.full((_MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)  # [119]
+        element_index = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)  # [119]
         element_index[atomic_numbers] = torch.arange(len(atomic_numbers))
         self.register_buffer("atomic_numbers", torch.tensor(atomic_numbers, dtype=torch.long))  # [T]
         self.register_buffer("element_index", element_index)  # [119]
@@ -150,8 +149,8 @@ class PonitaPotential(NetworkModel):
     ) -> None:
         if not atomic_numbers or len(set(atomic_numbers)) != len(atomic_numbers):
             raise ValueError(f"atomic_numbers must be a non-empty list of distinct elements, got {atomic_numbers}.")
-        if min(atomic_numbers) < 1 or max(atomic_numbers) > _MAX_ATOMIC_NUMBER:
-            raise ValueError(f"atomic_numbers must lie in 1..{_MAX_ATOMIC_NUMBER}, got {atomic_numbers}.")
+        if min(atomic_numbers) < 1 or max(atomic_numbers) > MAX_ATOMIC_NUMBER:
+            raise ValueError(f"atomic_numbers must lie in 1..{MAX_ATOMIC_NUMBER}, got {atomic_numbers}.")
         missing = [z for z in atomic_numbers if z not in reference_energies]
         if missing:
             raise ValueError(
@@ -203,7 +202,7 @@ class PonitaPotential(NetworkModel):
         z = data.z
         if z.dim() != 1 or z.shape[0] != data.pos.shape[0]:
             raise ValueError(f"data.z must have shape [N] = [{data.pos.shape[0]}], got {list(z.shape)}.")
-        if z.min() < 1 or z.max() > _MAX_ATOMIC_NUMBER or (self.element_index[z] < 0).any():
+        if z.min() < 1 or z.max() > MAX_ATOMIC_NUMBER or (self.element_index[z] < 0).any():
             unknown = sorted(set(z.tolist()) - set(self.atomic_numbers.tolist()))
             raise ValueError(
                 f"The input has element(s) {unknown} that the model was not trained on; it knows "

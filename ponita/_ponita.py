@@ -11,20 +11,24 @@ outputs per node or per graph.
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ponita._spaces import SPACES, edge_distance, make_space
-from ponita.graph import fully_connected_graph, radius_graph
-from ponita.nn import ConvNextBlock, FibreBundleConv, KernelBasis, PointCloudConv, PolynomialCutoff
-from ponita.ops import receiver_csr, scatter_sum
+from ponita._spaces import DEFAULT_NUM_ORI, SPACES, SpaceOptions, make_space, space_spec
+from ponita.geometry import invariants_rn
+from ponita.graph._checks import require
+from ponita.graph._fully_connected_graph import fully_connected_edges, fully_connected_single
+from ponita.graph._radius_graph import radius_graph_unchecked
+from ponita.nn import ConvNextBlock, KernelBasis, KernelInputs, PolynomialCutoff
+from ponita.ops import scatter_sum
+from ponita.ops._receiver_csr import receiver_csr_unchecked
 
 logger = logging.getLogger(__name__)
 
 TASK_LEVELS = ("node", "graph")
-DEFAULT_NUM_ORI = 16
 
 
 @dataclass
@@ -87,11 +91,10 @@ class PonitaConfig:
     def __post_init__(self) -> None:
         """Checks the options once, where they enter; the network then trusts them."""
         config = self
-        if config.space not in SPACES:
-            raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
+        space_class, dim = space_spec(config.space)
         if config.task_level not in TASK_LEVELS:
             raise ValueError(f"Unknown task_level {config.task_level!r}; choose one of {TASK_LEVELS}.")
-        is_bundle = config.space in ("R2xS1", "R3xS2", "SE2", "SE3")
+        is_bundle = space_class.is_fibre_bundle
         if not is_bundle and config.num_ori is not None:
             raise ValueError(
                 f"space {config.space!r} is a point cloud without an orientation grid; leave num_ori=None "
@@ -99,10 +102,10 @@ class PonitaConfig:
             )
         if is_bundle and config.num_ori is not None and config.num_ori < 1:
             raise ValueError(f"num_ori must be ≥ 1 for the fibre bundle {config.space!r}, got {config.num_ori}.")
-        if config.space in ("R2", "R3") and (config.input_dim_vec or config.output_dim_vec):
+        if not space_class.has_vectors and (config.input_dim_vec or config.output_dim_vec):
             raise ValueError(
                 f"space {config.space!r} has only scalar features; for vector inputs or outputs use "
-                f"'R{config.space[1]}xS{int(config.space[1]) - 1}' or another space with orientations."
+                f"'R{dim}xS{dim - 1}' or another space with orientations."
             )
         for name in ("input_dim", "input_dim_vec", "output_dim", "output_dim_vec", "kernel_condition_dim"):
             if getattr(config, name) < 0:
@@ -152,34 +155,38 @@ class Ponita(nn.Module):
         if unknown:
             raise TypeError(f"Unknown Ponita argument(s) {sorted(unknown)}; valid arguments: {sorted(valid)}.")
         self.config = config = PonitaConfig(input_dim=input_dim, **options)  # type: ignore[arg-type]
-        self.space = make_space(config.space, config.complete_invariants, config.separable, config.grid)
-        self.dim = self.space.dim
+        options = SpaceOptions(config.num_ori, config.complete_invariants, config.separable, config.grid)
+        self.space = space = make_space(config.space, options)  # owns the grid: buffer "space.grid"
+        self.dim, self.num_ori = space.dim, space.num_ori
+        self.register_buffer("calibrated", torch.tensor(False))
+        self.register_load_state_dict_pre_hook(_load_legacy_grid)
+
         hidden_dim = config.hidden_dim
         basis_dim = config.basis_dim or hidden_dim
-        self.num_ori = (config.num_ori or DEFAULT_NUM_ORI) if self.space.is_fibre_bundle else 1
-        # float64 whatever the default dtype, so .double() gives the exact grid; cast in forward
-        self.register_buffer("grid", self.space.grid(self.num_ori))  # [O, n] or [O, n, n], or None
-        self.register_buffer("calibrated", torch.tensor(False))
-
-        num_invariants = self.space.num_invariants + config.kernel_condition_dim
+        num_invariants = space.num_invariants + config.kernel_condition_dim
         self.basis = KernelBasis(num_invariants, hidden_dim, basis_dim, config.degree)
         self.fibre_basis = (
-            KernelBasis(self.space.num_fibre_invariants, hidden_dim, basis_dim, config.degree)
-            if self.space.num_fibre_invariants
+            KernelBasis(space.num_fibre_invariants, hidden_dim, basis_dim, config.degree)
+            if space.num_fibre_invariants
             else None
         )
         self.window = PolynomialCutoff(config.radius) if config.radius is not None else None
 
-        lifted_dim = config.input_dim + config.input_dim_vec * self.space.channels_per_vector
+        lifted_dim = config.input_dim + config.input_dim_vec * space.channels_per_vector
         self.embedding = nn.Linear(lifted_dim, hidden_dim, bias=False)
         self.layers = nn.ModuleList(
-            ConvNextBlock(self._conv(hidden_dim, basis_dim), config.widening_factor, config.layer_scale)
+            ConvNextBlock(space.conv(hidden_dim, basis_dim, config.depthwise), config.widening_factor, config.layer_scale)
             for _ in range(config.num_layers)
         )
-        readout_dim = config.output_dim + config.output_dim_vec * self.space.channels_per_vector
+        readout_dim = config.output_dim + config.output_dim_vec * space.channels_per_vector
         num_readouts = config.num_layers if config.multiple_readouts else 1
         self.readouts = nn.ModuleList(nn.Linear(hidden_dim, readout_dim) for _ in range(num_readouts))
         self.reset_parameters()
+
+    @property
+    def grid(self) -> Tensor | None:
+        """The space's orientation grid (float64 buffer ``space.grid``), or ``None`` for point clouds."""
+        return getattr(self.space, "grid", None)
 
     @classmethod
     def from_config(cls, config: PonitaConfig) -> "Ponita":
@@ -191,12 +198,6 @@ class Ponita(nn.Module):
             True
         """
         return cls(**dataclasses.asdict(config))
-
-    def _conv(self, hidden_dim: int, basis_dim: int) -> PointCloudConv | FibreBundleConv:
-        config = self.config
-        if self.space.is_fibre_bundle:
-            return FibreBundleConv(hidden_dim, basis_dim, separable=config.separable, depthwise=config.depthwise)
-        return PointCloudConv(hidden_dim, basis_dim, depthwise=config.depthwise)
 
     def reset_parameters(self) -> None:
         """Re-initialises every parameter and clears the calibration flag."""
@@ -226,82 +227,44 @@ class Ponita(nn.Module):
         logger.info("Calibrated the kernel weights of %d layers.", len(self.layers))
 
     def _forward(self, data: Data, calibrate: bool) -> tuple[Tensor, Tensor]:
-        pos, x, vec, batch, condition = self._inputs(data)
-        num_nodes = pos.shape[0]
-        edge_index = self._edges(data, pos, batch)  # [2, E]
-
-        grid = self.grid.to(pos.dtype) if self.grid is not None else None
-        points = self.space.points(pos, x, vec, self._frames(data, pos), edge_index, grid)
-        graph, perm = receiver_csr(points.edge_index, points.pos.shape[0])
+        inputs = self._inputs(data)  # checked once, here; everything below trusts it
+        space = self.space
+        points = space.points(inputs.pos, inputs.x, inputs.vec, inputs.frames, inputs.edge_index)
+        graph, perm = receiver_csr_unchecked(points.edge_index, points.pos.shape[0])
         edge_index = points.edge_index[:, perm]  # [2, E], receiver-sorted
-        spatial, fibre = self.space.invariants(points, edge_index, grid)  # [E, (O, (O,)) K], [O, O, K_f]
-        if condition is not None:
-            sender_condition = condition[edge_index[0]] if points.node_index is None else (
-                condition[points.node_index[edge_index[0]]]
-            )  # [E, D]
-            shape = (*spatial.shape[:-1], sender_condition.shape[-1])
-            sender_condition = sender_condition.view(-1, *([1] * (spatial.dim() - 2)), shape[-1]).expand(shape)
-            spatial = torch.cat([spatial, sender_condition], dim=-1)
+        spatial, fibre = space.invariants(points, edge_index)  # [E, (O, (O,)) K], [O, O, K_f] or None
+        if inputs.condition is not None:
+            spatial = _append_sender_condition(spatial, inputs.condition, points.node_index, edge_index)
         basis = self.basis(spatial)  # [E, (O, (O,)) B]
         if self.window is not None:
-            window = self.window(edge_distance(points.pos, edge_index))  # [E]
+            window = self.window(invariants_rn(points.pos, edge_index)[:, 0])  # [E]
             basis = basis * window.view(-1, *([1] * (basis.dim() - 1)))
-        fibre_basis = self.fibre_basis(fibre) if self.fibre_basis is not None else None  # [O, O, B]
-        conv_args = (basis, fibre_basis, graph) if self.space.is_fibre_bundle else (basis, graph)
+        fibre_basis = None if fibre is None else self.fibre_basis(fibre)  # [O, O, B]
+        kernel_inputs = KernelInputs(basis, graph, fibre_basis)
 
         h = self.embedding(points.features)  # [M, (O,) C]
         readouts = []
         for index, layer in enumerate(self.layers):
-            h = layer(h, *conv_args, calibrate=calibrate)
+            h = layer(h, kernel_inputs, calibrate=calibrate)
             if self.config.multiple_readouts or index == len(self.layers) - 1:
                 readouts.append(self.readouts[len(readouts)](h))  # [M, (O,) R]
         f = torch.stack(readouts).mean(dim=0)  # [M, (O,) R]
-        scalar, vector = self.space.readout(f, self.config.output_dim, points, num_nodes, grid)
+        scalar, vector = space.readout(f, self.config.output_dim, points, inputs.pos.shape[0])  # [N, S], [N, V, n]
 
         if self.config.task_level == "graph":
-            num_graphs = int(batch.max()) + 1
-            scalar = scatter_sum(scalar, batch, num_graphs)  # [G, S]
-            vector = scatter_sum(vector, batch, num_graphs)  # [G, V, n]
+            num_graphs = _num_graphs(data, inputs.batch)
+            scalar = scatter_sum(scalar, inputs.batch, num_graphs)  # [G, S]
+            vector = scatter_sum(vector, inputs.batch, num_graphs)  # [G, V, n]
         return scalar, vector
 
-    def _edges(self, data: Data, pos: Tensor, batch: Tensor) -> Tensor:
-        edge_index = data.get("edge_index") if hasattr(data, "get") else getattr(data, "edge_index", None)
-        if edge_index is not None:
-            if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-                raise ValueError(f"data.edge_index must have shape [2, E], got {list(edge_index.shape)}.")
-            return edge_index
-        if self.config.radius is not None:
-            return radius_graph(pos, self.config.radius, batch, self_loops=self.config.self_loops)
-        return fully_connected_graph(batch, pos.shape[0], self_loops=self.config.self_loops)
+    def _inputs(self, data: Data) -> "_Inputs":
+        """The input, checked once and cast to the model's dtype; builds the graph when none is given.
 
-    def _frames(self, data: Data, pos: Tensor) -> Tensor | None:
-        """Checked per-node orientations (``data.ori``) or rotations (``data.rot``), if the space needs them."""
-        key = self.space.frame_key
-        if key is None:
-            return None
-        num_nodes, dim = pos.shape
-        frames = getattr(data, key, None)
-        expected = (num_nodes, dim) if key == "ori" else (num_nodes, dim, dim)
-        if frames is None or frames.shape != expected:
-            shape = None if frames is None else list(frames.shape)
-            raise ValueError(f"space {self.config.space!r} needs data.{key} of shape {list(expected)}, got {shape}.")
-        frames = frames.to(pos.dtype)
-        tolerance = 1e-3 if pos.dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-8
-        if key == "ori":
-            bad = ~torch.isfinite(frames).all(-1) | ((frames.norm(dim=-1) - 1.0).abs() > tolerance)  # [N]
-            fix = "normalise them, ori / ori.norm(dim=-1, keepdim=True)"
-        else:
-            identity = torch.eye(dim, dtype=pos.dtype, device=pos.device)
-            orthogonal = (frames.transpose(-1, -2) @ frames - identity).abs().amax(dim=(-1, -2)) <= tolerance
-            bad = ~torch.isfinite(frames).flatten(1).all(-1) | ~orthogonal | (torch.linalg.det(frames) <= 0)  # [N]
-            fix = "give rotation matrices (orthonormal columns, determinant +1)"
-        if bad.any():
-            index = int(bad.nonzero()[0])
-            raise ValueError(f"data.{key}[{index}] is not a valid {'unit vector' if key == 'ori' else 'rotation'}; {fix}.")
-        return frames
-
-    def _inputs(self, data: Data) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
-        """Checked ``pos, x, vec, batch, kernel_condition`` in the model's dtype."""
+        Shapes are checked on the host; values (finite, indices in range, valid frames, sorted batch)
+        with :func:`require`, which never synchronises with a GPU. Given ``edge_index``, nothing here
+        waits for the device; building a graph does (its size depends on the data), except the fully
+        connected graph of a single molecule (no ``batch``).
+        """
         config, dim = self.config, self.dim
         pos = getattr(data, "pos", None)
         if pos is None or pos.dim() != 2 or pos.shape[-1] != dim:
@@ -310,47 +273,71 @@ class Ponita(nn.Module):
         num_nodes = pos.shape[0]
         if num_nodes == 0:
             raise ValueError("The input graph is empty (data.pos has 0 nodes); give at least one node.")
-        if not torch.isfinite(pos).all():
-            raise ValueError("data.pos contains NaN or inf; clean the coordinates before calling the model.")
+        require(torch.isfinite(pos).all(), "data.pos contains NaN or inf; clean the coordinates before calling the model.")
         dtype = self.embedding.weight.dtype
-        x = getattr(data, "x", None)
-        if config.input_dim > 0:
-            if x is None or x.shape != (num_nodes, config.input_dim):
-                shape = None if x is None else list(x.shape)
-                raise ValueError(f"data.x must have shape [N, input_dim] = [{num_nodes}, {config.input_dim}], got {shape}.")
-            if not torch.isfinite(x).all():
-                raise ValueError("data.x contains NaN or inf.")
-            x = x.to(dtype)
-        else:
-            x = pos.new_zeros(num_nodes, 0, dtype=dtype)
-        vec = getattr(data, "vec", None)
-        if config.input_dim_vec > 0:
-            expected = (num_nodes, config.input_dim_vec, dim)
-            if vec is None or vec.shape != expected:
-                shape = None if vec is None else list(vec.shape)
-                raise ValueError(
-                    f"data.vec must have shape [N, input_dim_vec, {dim}] = {list(expected)}, got {shape}; "
-                    f"the last dimension is the spatial dimension of space {config.space!r}."
-                )
-            if not torch.isfinite(vec).all():
-                raise ValueError("data.vec contains NaN or inf.")
-            vec = vec.to(dtype)
-        else:
-            vec = pos.new_zeros(num_nodes, 0, dim, dtype=dtype)
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(num_nodes, dtype=torch.long, device=pos.device)
-        elif batch.shape != (num_nodes,):
-            raise ValueError(f"data.batch must have shape [N] = [{num_nodes}], got {list(batch.shape)}.")
+        x = _field(data, "x", config.input_dim, (num_nodes, config.input_dim), dtype, pos,
+                   f"data.x must have shape [N, input_dim] = [{num_nodes}, {config.input_dim}]")
+        vec = _field(data, "vec", config.input_dim_vec, (num_nodes, config.input_dim_vec, dim), dtype, pos,
+                     f"data.vec must have shape [N, input_dim_vec, {dim}] = [{num_nodes}, {config.input_dim_vec}, "
+                     f"{dim}]", f"; the last dimension is the spatial dimension of space {config.space!r}")
         condition = None
         if config.kernel_condition_dim > 0:
-            condition = getattr(data, "kernel_condition", None)
-            expected = (num_nodes, config.kernel_condition_dim)
-            if condition is None or condition.shape != expected:
-                shape = None if condition is None else list(condition.shape)
-                raise ValueError(f"data.kernel_condition must have shape {list(expected)}, got {shape}.")
-            condition = condition.to(dtype)
-        return pos.to(dtype), x, vec, batch, condition
+            condition = _field(data, "kernel_condition", 1, (num_nodes, config.kernel_condition_dim), dtype, pos,
+                               f"data.kernel_condition must have shape [{num_nodes}, {config.kernel_condition_dim}]")
+        batch = getattr(data, "batch", None)
+        if batch is not None and batch.shape != (num_nodes,):
+            raise ValueError(f"data.batch must have shape [N] = [{num_nodes}], got {list(batch.shape)}.")
+        pos = pos.to(dtype)
+        edge_index = self._edges(data, pos, batch)  # [2, E]
+        frames = None
+        key = self.space.frame_field
+        if key is not None:
+            frames = getattr(data, key, None)
+            expected = (num_nodes, dim) if key == "ori" else (num_nodes, dim, dim)
+            if frames is None or frames.shape != expected:
+                shape = None if frames is None else list(frames.shape)
+                raise ValueError(f"space {config.space!r} needs data.{key} of shape {list(expected)}, got {shape}.")
+            frames = frames.to(dtype)
+        self.space.check(pos, frames, edge_index)
+        if batch is None:
+            batch = torch.zeros(num_nodes, dtype=torch.long, device=pos.device)
+        return _Inputs(pos, x, vec, frames, batch, condition, edge_index)
+
+    def _edges(self, data: Data, pos: Tensor, batch: Tensor | None) -> Tensor:
+        """``data.edge_index`` checked, or the radius / fully connected graph of the checked ``pos``."""
+        num_nodes = pos.shape[0]
+        edge_index = data.get("edge_index") if hasattr(data, "get") else getattr(data, "edge_index", None)
+        if edge_index is not None:
+            if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+                raise ValueError(f"data.edge_index must have shape [2, E], got {list(edge_index.shape)}.")
+            if edge_index.dtype.is_floating_point or edge_index.dtype in (torch.bool, torch.complex64, torch.complex128):
+                raise ValueError(f"data.edge_index must hold integers, got {edge_index.dtype}; use edge_index.long().")
+            if edge_index.device != pos.device:
+                raise ValueError(f"data.edge_index is on {edge_index.device} but data.pos on {pos.device}.")
+            in_range = (edge_index >= 0).all() & (edge_index < num_nodes).all()
+
+            def detail() -> str:
+                return (f"edge_index holds node indices outside [0, {num_nodes}): min {int(edge_index.min())}, "
+                        f"max {int(edge_index.max())}. Check that it matches the nodes.")
+
+            require(in_range, f"edge_index holds node indices outside [0, {num_nodes}); check that it matches the nodes.",
+                    detail)
+            return edge_index.long()
+        self_loops = self.config.self_loops
+        if batch is None:
+            if self.config.radius is None:
+                return fully_connected_single(num_nodes, self_loops, pos.device)
+            return radius_graph_unchecked(pos, float(self.config.radius), None, self_loops)
+        if batch.dtype.is_floating_point or batch.dtype == torch.bool:
+            raise ValueError(f"data.batch must hold integer graph ids, got {batch.dtype}; use batch.long().")
+        batch = batch.long()
+        require((batch[1:] >= batch[:-1]).all() & (batch[:1] >= 0).all(),
+                "data.batch must be sorted (non-decreasing) graph ids >= 0, as torch_geometric's Batch produces it.")
+        if self.config.radius is not None:
+            return radius_graph_unchecked(pos, float(self.config.radius), batch, self_loops)
+        ptr = getattr(data, "ptr", None)
+        counts = ptr[1:] - ptr[:-1] if ptr is not None else torch.unique_consecutive(batch, return_counts=True)[1]  # [G]
+        return fully_connected_edges(counts, self_loops)
 
     def extra_repr(self) -> str:
         c = self.config
@@ -358,3 +345,53 @@ class Ponita(nn.Module):
             f"space={c.space!r}, num_ori={self.num_ori if self.space.is_fibre_bundle else None}, "
             f"hidden_dim={c.hidden_dim}, num_layers={c.num_layers}, task_level={c.task_level!r}"
         )
+
+
+class _Inputs(NamedTuple):
+    """The checked input of one forward pass, in the model's dtype."""
+
+    pos: Tensor  # [N, n]
+    x: Tensor  # [N, F]
+    vec: Tensor  # [N, V, n]
+    frames: Tensor | None  # [N, n] or [N, n, n]
+    batch: Tensor  # [N]
+    condition: Tensor | None  # [N, D]
+    edge_index: Tensor  # [2, E]
+
+
+def _field(data: Data, name: str, size: int, shape: tuple, dtype: torch.dtype, pos: Tensor, what: str,
+           hint: str = "") -> Tensor:
+    """``data.<name>`` checked to have ``shape`` and finite values, in ``dtype``; zeros if ``size`` is 0."""
+    if size == 0:
+        return pos.new_zeros(shape, dtype=dtype)
+    value = getattr(data, name, None)
+    if value is None or value.shape != shape:
+        found = None if value is None else list(value.shape)
+        raise ValueError(f"{what}, got {found}{hint}.")
+    require(torch.isfinite(value).all(), f"data.{name} contains NaN or inf.")
+    return value.to(dtype)
+
+
+def _append_sender_condition(spatial: Tensor, condition: Tensor, node_index: Tensor | None, edge_index: Tensor) -> Tensor:
+    """Appends each edge's sender ``kernel_condition`` to its attributes, broadcast over orientations."""
+    sender = edge_index[0] if node_index is None else node_index[edge_index[0]]  # [E]
+    sender_condition = condition[sender]  # [E, D]
+    shape = (*spatial.shape[:-1], sender_condition.shape[-1])
+    sender_condition = sender_condition.view(-1, *([1] * (spatial.dim() - 2)), shape[-1]).expand(shape)
+    return torch.cat([spatial, sender_condition], dim=-1)  # [E, (O, (O,)) K + D]
+
+
+def _num_graphs(data: Data, batch: Tensor) -> int:
+    """Graphs in the batch: ``Batch.num_graphs`` (known on the host), 1 without ``batch``, else read from it."""
+    num_graphs = getattr(data, "num_graphs", None)
+    if isinstance(num_graphs, int):
+        return num_graphs
+    if getattr(data, "batch", None) is None:
+        return 1
+    return int(batch.max()) + 1  # a plain Data with a batch vector: one host read
+
+
+def _load_legacy_grid(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
+    """State dicts written before the space owned its grid kept it as ``grid``; it is now ``space.grid``."""
+    if prefix + "grid" in state_dict:
+        state_dict[prefix + "space.grid"] = state_dict.pop(prefix + "grid")

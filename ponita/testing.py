@@ -1,11 +1,14 @@
 r"""Reusable checks for SE(n)-equivariant networks: symmetry, forces and checkpoints.
 
-Every network with the :class:`ponita.Ponita` call convention ``(scalar, vector) = model(data)``
-can be checked with these functions; the test suite of each model only supplies a tiny config.
+The checks work for :class:`ponita.Ponita` and for every zoo model (anything with a dataclass ``config``
+and a ``from_config`` class method, see :class:`ponita.models.ZooModel`); the test suite of each model
+only supplies a tiny config and, where its fields or outputs differ from ``Ponita``'s, says how they
+transform.
 
 * :func:`assert_equivariant`: rotations, translations and node permutations.
 * :func:`assert_forces_match_finite_differences`: autograd forces against central differences.
-* :func:`assert_reload_identical`: a saved and reloaded network gives bit-identical outputs.
+* :func:`assert_reload_identical`: a saved and reloaded model gives bit-identical outputs.
+* :class:`HostSyncCounter`: counts the operations that make the host wait for a GPU.
 
 The functions raise :class:`AssertionError` with a table of the errors, and hide their own frames
 from pytest tracebacks.
@@ -13,19 +16,40 @@ from pytest tracebacks.
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
+from ponita._host_syncs import HostSyncCounter
 from ponita.geometry import random_rotation
+
+__all__ = [
+    "DEFAULT_ATOL",
+    "HostSyncCounter",
+    "assert_equivariant",
+    "assert_forces_match_finite_differences",
+    "assert_reload_identical",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ATOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 """Default tolerance of :func:`assert_equivariant` per floating dtype (float16/bfloat16: 1e-2)."""
+
+# What a model returns: one tensor or a tuple of them.
+_Outputs = Tensor | tuple[Tensor, ...]
+# (output, rotation [n, n], shift [n]) -> the output expected for the transformed input (before the permutation).
+_OutputTransform = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+# How the fields of a ponita.Ponita input transform under p -> R p + t (other fields are invariant).
+_PONITA_INPUTS = {"pos": "position", "vec": "vector", "ori": "vector", "rot": "frame"}
+# How the outputs of ponita.Ponita, (scalar, vector), transform.
+_PONITA_OUTPUTS = ("invariant", "vector")
+_INPUT_KINDS = ("position", "vector", "frame", "invariant")
+_OUTPUT_KINDS = ("position", "vector", "invariant")
 
 
 def assert_equivariant(
@@ -35,24 +59,36 @@ def assert_equivariant(
     translation: bool = True,
     permutation: bool = True,
     atol: float | None = None,
-) -> tuple[Tensor, Tensor]:
+    *,
+    inputs: Mapping[str, str] | None = None,
+    outputs: Sequence[str | _OutputTransform] | None = None,
+    call: Callable[[nn.Module, Data], _Outputs] | None = None,
+) -> tuple[Tensor, ...]:
     r"""Checks that ``model`` is SE(n)-equivariant and permutation-equivariant on ``data``.
 
-    Transforms the input by :math:`p \mapsto R p + t` (positions), :math:`v \mapsto R v` (``vec``,
-    ``ori``), :math:`R_i \mapsto R R_i` (``rot``)
-    and a random permutation of the nodes within each graph (``x``, ``vec``, ``pos``,
-    ``kernel_condition``; ``batch`` stays sorted; ``edge_index`` is relabelled), and checks
+    Transforms the input by :math:`g = (R, t)` and a random permutation :math:`P` of the nodes within
+    each graph, field by field as ``inputs`` says:
+
+    * ``"position"``: :math:`p \mapsto R p + t` (``pos``);
+    * ``"vector"``: :math:`v \mapsto R v` along the last dimension (``vec`` ``[N, V, n]``, ``ori``);
+    * ``"frame"``: rotation matrices :math:`R_i \mapsto R R_i` (``rot`` ``[N, n, n]``);
+    * ``"invariant"``, and every field not named: unchanged.
+
+    Every tensor field with one row per node (first dimension :math:`N`, the rows of the first
+    position field), named or not, is then permuted; ``batch`` stays sorted, ``edge_index`` is
+    relabelled, other ``edge_*`` fields and graph-level fields (``energy`` ``[G]``) are left as they are.
+    The check is, for each output :math:`y_k` of the model with its transformation :math:`g \cdot y_k`,
 
     .. math::
-        s(g \cdot \mathrm{data}) = P\, s(\mathrm{data}), \qquad
-        v(g \cdot \mathrm{data}) = P\, v(\mathrm{data}) R^\top
+        y_k(g \cdot \mathrm{data}) = P\, \big(g \cdot y_k(\mathrm{data})\big)
 
-    where :math:`P` permutes node-level outputs and is the identity for graph-level outputs
-    (``model.config.task_level``, or node level when the output has one row per node).
+    where :math:`P` permutes the outputs with one row per node and is the identity for the others
+    (graph-level outputs such as an energy ``[G]``). Since the permutation stays within graphs, it is the
+    identity whenever :math:`N = G`, so the row count decides without ambiguity.
 
     Args:
-        model: a network called as ``(scalar, vector) = model(data)``, with ``scalar`` ``[N or G, S]``
-            and ``vector`` ``[N or G, V, n]``.
+        model: the model; its parameters' dtype (or, without parameters, the positions') sets the
+            default tolerance.
         data: the input; it is not modified.
         rotation: the rotation :math:`R` (``[n, n]``); ``None`` draws one with :func:`random_rotation`.
             Fibre bundles over a finite grid are exactly equivariant only to rotations that map the
@@ -60,28 +96,64 @@ def assert_equivariant(
         translation: also translate by a random :math:`t`.
         permutation: also permute the nodes.
         atol: largest allowed absolute error (``None``: :data:`DEFAULT_ATOL` for the model's dtype).
+        inputs: field name → ``"position"``, ``"vector"``, ``"frame"`` or ``"invariant"``; fields that
+            ``data`` lacks are skipped, and at least one position field must be present. ``None``:
+            :class:`ponita.Ponita`'s fields, ``{"pos": "position", "vec": "vector", "ori": "vector",
+            "rot": "frame"}``. An N-body model passes e.g. ``{"pos": "position", "vel": "vector"}``.
+        outputs: how each output transforms, one entry per output (a model that returns one tensor
+            has one output): ``"invariant"`` (:math:`y \mapsto y`), ``"vector"`` (:math:`v \mapsto v
+            R^\top`, last dimension :math:`n`), ``"position"`` (:math:`p \mapsto p R^\top + t`), or a
+            function ``(output, rotation, shift) -> transformed output`` for anything else (e.g. a
+            rank-2 tensor, :math:`T \mapsto R T R^\top`). ``None``: :class:`ponita.Ponita`'s
+            ``(scalar, vector)``, that is ``("invariant", "vector")``; a potential's ``(energy,
+            forces)`` transform the same way.
+        call: how to run the model, ``call(model, data) -> output or tuple of outputs`` (``None``:
+            ``model(data)``), e.g. ``lambda m, d: m.predict_noise(d.pos, d.h, d.t, d.batch)``.
 
     Returns:
-        The maximum absolute errors of the scalar and vector outputs.
+        The maximum absolute error of each output, in the order of ``outputs``.
 
     Raises:
-        AssertionError: if an error exceeds ``atol``; the message holds the error table.
+        AssertionError: if an error exceeds ``atol`` or an output changes shape; the message holds
+            the error table.
+        ValueError: if ``inputs`` or ``outputs`` name an unknown transformation, ``data`` has no
+            position field, or the model returns another number of outputs than ``outputs`` names.
 
     Example:
         >>> import ponita
         >>> model = ponita.Ponita(input_dim=1, hidden_dim=8, num_layers=1, space="R3").double()
         >>> data = Data(pos=torch.randn(4, 3, dtype=torch.float64), x=torch.ones(4, 1, dtype=torch.float64))
         >>> _ = assert_equivariant(model, data)
+
+        A model whose output is a position (here: every point moved by its velocity):
+
+        >>> class Drift(nn.Module):
+        ...     def forward(self, data):
+        ...         return data.pos + data.vel
+        >>> data = Data(pos=torch.randn(4, 3, dtype=torch.float64), vel=torch.randn(4, 3, dtype=torch.float64))
+        >>> fields = {"pos": "position", "vel": "vector"}
+        >>> errors = assert_equivariant(Drift(), data, inputs=fields, outputs=("position",))
+        >>> len(errors)
+        1
     """
     __tracebackhide__ = True
-    pos = data.pos
+    inputs = dict(_PONITA_INPUTS if inputs is None else inputs)
+    outputs = tuple(_PONITA_OUTPUTS if outputs is None else outputs)
+    call = _call_model if call is None else call
+    _check_kinds(inputs, outputs)
+    positions = [name for name, kind in inputs.items() if kind == "position" and getattr(data, name, None) is not None]
+    if not positions:
+        raise ValueError(
+            f"data has no position field among {sorted(inputs)}; name one in inputs, e.g. inputs={{'pos': 'position'}}."
+        )
+    pos = getattr(data, positions[0])
     num_nodes, dim = pos.shape
     dtype = _model_dtype(model, pos.dtype)
     if rotation is None:
         rotation = random_rotation(dim, dtype=torch.float64)
     rotation = rotation.to(device=pos.device, dtype=pos.dtype)  # [n, n]
     shift = torch.randn(dim, dtype=pos.dtype, device=pos.device) if translation else pos.new_zeros(dim)  # [n]
-    batch = data.get("batch") if hasattr(data, "get") else getattr(data, "batch", None)
+    batch = getattr(data, "batch", None)
     if permutation:
         graph_id = batch if batch is not None else torch.zeros(num_nodes, dtype=torch.long, device=pos.device)
         key = graph_id.to(torch.float64) + torch.rand(num_nodes, dtype=torch.float64, device=pos.device)
@@ -90,40 +162,37 @@ def assert_equivariant(
         perm = torch.arange(num_nodes, device=pos.device)
 
     transformed = data.clone()
-    transformed.pos = (pos @ rotation.T + shift)[perm]  # [N, n]
-    for name in ("x", "kernel_condition", "batch"):
-        value = getattr(data, name, None)
-        if value is not None:
-            setattr(transformed, name, value[perm])
-    for name in ("vec", "ori"):
-        value = getattr(data, name, None)
-        if value is not None:
-            setattr(transformed, name, (value @ rotation.T.to(value.dtype))[perm])  # [N, (V,) n]
-    rot = getattr(data, "rot", None)
-    if rot is not None:
-        transformed.rot = (rotation.to(rot.dtype) @ rot)[perm]  # [N, n, n]
-    edge_index = getattr(data, "edge_index", None)
-    if edge_index is not None:
-        inverse = torch.argsort(perm)  # [N]: old node → new node
-        transformed.edge_index = inverse[edge_index]  # [2, E]
+    for name, value in data.items():
+        if not isinstance(value, Tensor):
+            continue
+        kind = inputs.get(name, "invariant")
+        value = _transform(value, kind, rotation, shift)
+        if name == "edge_index":
+            value = torch.argsort(perm)[value]  # [2, E]: old node → new node
+        elif _is_node_level(name, value, num_nodes):
+            value = value[perm]
+        setattr(transformed, name, value)
 
-    scalar, vector = model(data)
-    scalar_t, vector_t = model(transformed)
-    node_level = _is_node_level(model, scalar, num_nodes)
-    expected_scalar = scalar[perm] if node_level else scalar
-    expected_vector = vector @ rotation.T.to(vector.dtype)  # [N or G, V, n]
-    expected_vector = expected_vector[perm] if node_level else expected_vector
+    results = _as_tuple(call(model, data))
+    results_t = _as_tuple(call(model, transformed))
+    if len(results) != len(outputs):
+        raise ValueError(
+            f"The model returned {len(results)} output(s), but outputs describes {len(outputs)} "
+            f"({', '.join(map(_kind_name, outputs))}); pass one transformation per output."
+        )
+    errors = {}
+    for index, (kind, result, result_t) in enumerate(zip(outputs, results, results_t)):
+        expected = kind(result, rotation, shift) if callable(kind) else _transform(result, kind, rotation, shift)
+        if _is_node_level("", expected, num_nodes):
+            expected = expected[perm]
+        errors[f"{index}: {_kind_name(kind)}"] = _max_error(result_t, expected)
 
     tolerance = atol if atol is not None else DEFAULT_ATOL.get(dtype, 1e-2)
-    errors = {
-        "scalar": _max_error(scalar_t, expected_scalar),
-        "vector": _max_error(vector_t, expected_vector),
-    }
     table = _error_table(errors, tolerance, rotation, translation, permutation)
     logger.info("Equivariance errors:\n%s", table)
     if any(error > tolerance or error != error for error in errors.values()):
         raise AssertionError(f"Model is not equivariant (atol={tolerance:.1e}):\n{table}")
-    return torch.tensor(errors["scalar"]), torch.tensor(errors["vector"])
+    return tuple(torch.tensor(error) for error in errors.values())
 
 
 def assert_forces_match_finite_differences(
@@ -179,7 +248,13 @@ def assert_forces_match_finite_differences(
     return forces.detach()
 
 
-def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) -> nn.Module:
+def assert_reload_identical(
+    model: nn.Module,
+    data: Data,
+    tmp_path: str | Path,
+    *,
+    call: Callable[[nn.Module, Data], _Outputs] | None = None,
+) -> nn.Module:
     """Saves ``{"config", "state_dict"}``, rebuilds the model from it and compares outputs bit for bit.
 
     Works for :class:`ponita.Ponita` and every zoo model: anything with a dataclass ``config`` and a
@@ -187,17 +262,21 @@ def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) 
     checkpoint is ``{"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}``
     written with :func:`torch.save` and read with ``weights_only=True``; the new model is built from the
     config, cast to float64 if the saved weights are, and loaded with ``load_state_dict(strict=True)``.
+    Anything that defines the model's function outside the config and the state dict makes the check fail.
 
     Args:
         model: the model to check.
         data: the input to compare on.
         tmp_path: a directory to write ``checkpoint.pt`` into.
+        call: how to run the model, ``call(model, data) -> output or tuple of outputs`` (``None``:
+            ``model(data)``), for models whose work is not their ``forward``.
 
     Returns:
         The reloaded model.
 
     Raises:
         AssertionError: if an output of the reloaded model differs in any bit.
+        TypeError: if ``model`` has no dataclass ``config`` or no ``from_config`` class method.
 
     Example:
         >>> import ponita, tempfile
@@ -207,17 +286,24 @@ def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) 
         ...     reloaded = assert_reload_identical(model, data, directory)
     """
     __tracebackhide__ = True
+    config = getattr(model, "config", None)
+    if not dataclasses.is_dataclass(config) or isinstance(config, type) or not callable(
+        getattr(type(model), "from_config", None)
+    ):
+        raise TypeError(
+            f"{type(model).__name__} needs a dataclass instance `config` and a `from_config` class method to be "
+            "rebuilt (see ponita.models.ZooModel)."
+        )
+    call = _call_model if call is None else call
     path = Path(tmp_path) / "checkpoint.pt"
-    torch.save({"config": dataclasses.asdict(model.config), "state_dict": model.state_dict()}, path)
+    torch.save({"config": dataclasses.asdict(config), "state_dict": model.state_dict()}, path)
     checkpoint = torch.load(path, weights_only=True)
-    reloaded = type(model).from_config(type(model.config)(**checkpoint["config"]))
+    reloaded = type(model).from_config(type(config)(**checkpoint["config"]))
     if _model_dtype(model, torch.float32) == torch.float64:
         reloaded.double()
     reloaded.load_state_dict(checkpoint["state_dict"], strict=True)
     reloaded.train(model.training)
-    expected, actual = model(data), reloaded(data)
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    actual = actual if isinstance(actual, tuple) else (actual,)
+    expected, actual = _as_tuple(call(model, data)), _as_tuple(call(reloaded, data))
     for index, (a, b) in enumerate(zip(actual, expected)):
         if a.shape != b.shape or a.dtype != b.dtype or not torch.equal(a, b):
             difference = float((a - b).detach().abs().max()) if a.shape == b.shape else float("nan")
@@ -228,6 +314,44 @@ def assert_reload_identical(model: nn.Module, data: Data, tmp_path: str | Path) 
     return reloaded
 
 
+def _call_model(model: nn.Module, data: Data) -> _Outputs:
+    return model(data)
+
+
+def _as_tuple(result: _Outputs) -> tuple[Tensor, ...]:
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def _check_kinds(inputs: Mapping[str, str], outputs: Sequence[str | _OutputTransform]) -> None:
+    for name, kind in inputs.items():
+        if kind not in _INPUT_KINDS:
+            raise ValueError(f"inputs[{name!r}] = {kind!r} is not a transformation; choose one of {_INPUT_KINDS}.")
+    for index, kind in enumerate(outputs):
+        if not callable(kind) and kind not in _OUTPUT_KINDS:
+            raise ValueError(
+                f"outputs[{index}] = {kind!r} is not a transformation; choose one of {_OUTPUT_KINDS} or pass a "
+                "function (output, rotation, shift) -> transformed output."
+            )
+
+
+def _kind_name(kind: str | _OutputTransform) -> str:
+    return kind if isinstance(kind, str) else getattr(kind, "__name__", "custom")
+
+
+def _transform(value: Tensor, kind: str, rotation: Tensor, shift: Tensor) -> Tensor:
+    """``value`` under :math:`p \\mapsto R p + t`, for a field or output of the given kind."""
+    if kind == "invariant":
+        return value
+    rotation = rotation.to(value.dtype)
+    if kind == "vector":
+        return value @ rotation.T  # [..., n]
+    if kind == "position":
+        return value @ rotation.T + shift.to(value.dtype)  # [..., n]
+    if kind == "frame":
+        return rotation @ value  # [..., n, n]
+    raise ValueError(f"Unknown transformation {kind!r}; choose one of {_INPUT_KINDS}.")
+
+
 def _model_dtype(model: nn.Module, default: torch.dtype) -> torch.dtype:
     for parameter in model.parameters():
         if parameter.is_floating_point():
@@ -235,12 +359,11 @@ def _model_dtype(model: nn.Module, default: torch.dtype) -> torch.dtype:
     return default
 
 
-def _is_node_level(model: nn.Module, scalar: Tensor, num_nodes: int) -> bool:
-    config = getattr(model, "config", None)
-    task_level = getattr(config, "task_level", None)
-    if task_level is not None:
-        return task_level == "node"
-    return scalar.shape[0] == num_nodes
+def _is_node_level(name: str, value: Tensor, num_nodes: int) -> bool:
+    """Whether a field or output has one row per node (``ptr`` and ``edge_*`` fields never do)."""
+    if name == "ptr" or name.startswith("edge_"):
+        return False
+    return value.dim() > 0 and value.shape[0] == num_nodes
 
 
 def _max_error(actual: Tensor, expected: Tensor) -> float:
@@ -257,7 +380,8 @@ def _error_table(errors: dict[str, float], atol: float, rotation: Tensor, transl
     transform = f"rotation (det {float(torch.det(rotation.double())):+.3f})"
     transform += " + translation" if translation else ""
     transform += " + permutation" if permutation else ""
-    lines = [f"transformation: {transform}", f"{'output':<8} {'max |error|':>12}  {'ok':>3}"]
+    width = max(len("output"), *map(len, errors))
+    lines = [f"transformation: {transform}", f"{'output':<{width}} {'max |error|':>12}  {'ok':>3}"]
     for name, error in errors.items():
-        lines.append(f"{name:<8} {error:>12.3e}  {'yes' if error <= atol else 'NO':>3}")
+        lines.append(f"{name:<{width}} {error:>12.3e}  {'yes' if error <= atol else 'NO':>3}")
     return "\n".join(lines)

@@ -96,7 +96,9 @@ def test_fresh_network_has_the_stored_config_and_buffers(golden: dict, space: st
     entry = golden["ponita"][space]
     model = Ponita(**entry["config"])
     assert dataclasses.asdict(model.config) == entry["config"]
-    assert model.state_dict().keys() == entry["state_dict"].keys()
+    # The file predates the space owning its grid: its "grid" is now "space.grid" (load_state_dict maps it).
+    stored_keys = {"space.grid" if key == "grid" else key for key in entry["state_dict"]}
+    assert set(model.state_dict()) == stored_keys
     if model.grid is not None:
         _assert_golden(model.grid, entry["state_dict"]["grid"], f"{space} grid")
 

@@ -312,8 +312,8 @@ def test_ponita_config_round_trip() -> None:
 
 def test_ponita_grid_is_float64_buffer_for_exact_double_precision() -> None:
     model = Ponita(input_dim=1, hidden_dim=8, num_layers=1, num_ori=12, grid="polyhedron")
-    assert "grid" in model.state_dict()
-    assert model.grid.dtype == F64
+    assert "space.grid" in model.state_dict()
+    assert model.grid.dtype == F64 and model.grid is model.space.grid
     assert model.embedding.weight.dtype == torch.float32
     model(Data(pos=torch.randn(3, 3), x=torch.ones(3, 1)))  # the float32 network runs with the float64 grid
 

@@ -124,17 +124,29 @@ def test_reload_check_detects_a_different_network(tmp_path: Path) -> None:
 def test_ponita_grid_is_in_the_state_dict_and_used_from_it(name: str) -> None:
     model, data = _model_and_data(CONFIGS[name])
     state = model.state_dict()
-    assert torch.equal(state["grid"], model.grid)
-    assert state["grid"].dtype == F64
+    assert torch.equal(state["space.grid"], model.grid)
+    assert state["space.grid"].dtype == F64
     assert bool(state["calibrated"])
     # a network loading a different grid computes with the loaded one
     other = Ponita(**dataclasses.asdict(model.config)).to(F64)
-    state["grid"] = -state["grid"]
+    state["space.grid"] = -state["space.grid"]
     other.load_state_dict(state)
     assert torch.equal(other.grid, -model.grid)
     with torch.no_grad():
         assert not torch.allclose(other(data)[1], model(data)[1])
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_state_dict_of_an_earlier_version_with_a_top_level_grid_loads(name: str) -> None:
+    """Before the space owned its grid, state dicts held it as "grid"; they load unchanged."""
+    model, data = _model_and_data(CONFIGS[name])
+    legacy = {("grid" if key == "space.grid" else key): value for key, value in model.state_dict().items()}
+    other = Ponita(**dataclasses.asdict(model.config)).to(F64)
+    other.load_state_dict(legacy)  # strict: a key left unmapped would raise
+    with torch.no_grad():
+        assert torch.equal(other(data)[0], model(data)[0])
+
+
 def test_point_cloud_network_has_no_grid_buffer() -> None:
-    assert "grid" not in Ponita(input_dim=1, hidden_dim=8, num_layers=1, space="R3").state_dict()
+    state = Ponita(input_dim=1, hidden_dim=8, num_layers=1, space="R3").state_dict()
+    assert not any(key.endswith("grid") for key in state)

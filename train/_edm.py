@@ -19,8 +19,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from ponita.datasets import Molecule, load_qm9, molecule_metrics, qm9_split
+from ponita.datasets._rdkit import require_rdkit
 from ponita.models import EDM, EDMConfig
 
+from ._config import TrainConfig
 from ._qm9 import check_subset_sizes
 from ._task import Task, register_task
 
@@ -78,6 +80,10 @@ class EDMTask(Task):
         "--num-samples": ("task_options.num_samples", {"type": int, "help": "molecules to sample"}),
         "--steps": ("task_options.sample_steps", {"type": int, "help": "sampler steps (default: all)"}),
     }
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        require_rdkit("The qm9-edm task (its test metrics)")  # before training, not after it
 
     def _molecules(self, part: str, limit: int | None) -> list[Data]:
         if getattr(self, "_qm9", None) is None:

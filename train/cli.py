@@ -18,6 +18,7 @@ from typing import Any
 import pytorch_lightning as pl
 
 from ponita.datasets import RMD17_MOLECULES, bundled_data_dir
+from ponita.datasets._rdkit import MissingDependencyError, require_rdkit
 
 from ._config import load_config, preset_names
 from ._task import Task, task_class, tasks
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ponita.datasets").setLevel(logging.INFO)  # progress of first-use data processing
     try:
         return args.handler(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, MissingDependencyError) as error:
         print(f"ponita {args.command}: error: {error}", file=sys.stderr)
         return 2
 
@@ -305,7 +306,8 @@ def _data_qm9(args: argparse.Namespace) -> int:
     from ponita.datasets import default_qm9_dir, load_qm9, qm9pack_data_dir
 
     out = _data_folder(args.out, default_qm9_dir())
-    qm9pack_data_dir()  # a missing qm9pack is reported before anything else
+    qm9pack_data_dir()  # a missing qm9pack or RDKit is reported before anything else
+    require_rdkit("Processing QM9")
     print(f"Processing QM9 from qm9pack into {out}", flush=True)
     start = time.time()
     qm9 = load_qm9(out, _progress_printer("molecules"))
@@ -333,6 +335,10 @@ def _sample(args: argparse.Namespace) -> int:
                          f"{args.batch_size}, {args.n_atoms}.")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda, but torch sees no CUDA GPU here; use --device cpu.")
+    needs_rdkit = [name for name, needed in (("an .sdf output", out.suffix.lower() == ".sdf"),
+                                             ("--image", image is not None), ("--metrics", args.metrics)) if needed]
+    if needs_rdkit:
+        require_rdkit(needs_rdkit[0])  # before sampling
     checkpoint = read_checkpoint(args.checkpoint)
     if checkpoint.model_class != "EDM":
         raise UsageError(f"{args.checkpoint} holds a {checkpoint.model_class}, not a generator; pass the generator.pt "
@@ -382,6 +388,7 @@ def _evaluate_molecules(args: argparse.Namespace) -> int:
 
     if args.json is not None and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
         raise UsageError(f"--json {args.json} must be a file in an existing folder.")
+    require_rdkit("EDM's validity metric")
     molecules = read_molecules(args.file)
     metrics = {"file": args.file, **molecule_metrics(molecules, _training_smiles() if args.novelty else None)}
     print(f"{metrics['num_molecules']} molecules in {args.file} (EDM's metrics; QM9 itself: 99.0 / 95.2 / 97.7 %)")

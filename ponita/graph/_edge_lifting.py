@@ -5,7 +5,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ponita.graph._checks import check_edge_index, check_pos
+from ponita.graph._checks import check_edge_index, check_pos, require
 from ponita.graph._ragged import ragged_arange, segment_starts
 
 
@@ -89,46 +89,82 @@ def lift_edges_to_oriented_points(pos: Tensor, edge_index: Tensor, connect_index
                 [0, 0, 0, 1, 1, 1, 2, 2, 2]])
     """
     check_pos(pos)
-    num_nodes = pos.shape[0]
-    check_edge_index(edge_index, num_nodes, pos.device)
-    edge_index = edge_index.long()  # [2, E]
-    non_loop = (edge_index[0] != edge_index[1]).nonzero().flatten()  # [M], positions in the input
-    src, dst = edge_index[0, non_loop], edge_index[1, non_loop]  # [M], [M]
+    check_edge_index(edge_index, pos.shape[0], pos.device)
+    if connect_index is not None:
+        check_edge_index(connect_index, pos.shape[0], pos.device)
+    check_liftable(pos, edge_index)
+    return lift_edges_unchecked(pos, edge_index, connect_index)
 
-    key = dst * num_nodes + src  # [M]
-    by_receiver = torch.argsort(key, stable=True)  # [M]
-    sorted_key = key[by_receiver]  # [M]
-    duplicate = (sorted_key[1:] == sorted_key[:-1]).nonzero().flatten()  # [D]
-    if duplicate.numel() > 0:
-        first = int(sorted_key[duplicate[0]])
-        raise ValueError(
+
+def check_liftable(pos: Tensor, edge_index: Tensor) -> None:
+    """Checks what lifting needs beyond a valid graph: no edge twice, no edge of zero length.
+
+    Raises:
+        ValueError: (on the CPU; a device-side assertion on CUDA) naming the first offending edge.
+    """
+    num_nodes = pos.shape[0]
+    edge_index = edge_index.long()  # [2, E]
+    src, dst = edge_index[0], edge_index[1]  # [E], [E]
+    non_loop = src != dst  # [E]
+    # Self-loops get a key of their own below every real key, so they never look like duplicates.
+    key = torch.where(non_loop, dst * num_nodes + src, -1 - torch.arange(src.shape[0], device=src.device))  # [E]
+    sorted_key = torch.sort(key).values  # [E]
+
+    def duplicate_detail() -> str:
+        repeated = sorted_key[1:][sorted_key[1:] == sorted_key[:-1]]
+        first = int(repeated[0])
+        return (
             f"edge_index holds the edge {first % num_nodes} -> {first // num_nodes} more than once; each "
             "directed edge must appear once. Remove duplicates with torch_geometric.utils.coalesce."
         )
+
+    require(
+        (sorted_key[1:] != sorted_key[:-1]).all(),
+        "edge_index holds a directed edge more than once; remove duplicates with torch_geometric.utils.coalesce.",
+        duplicate_detail,
+    )
+    length = torch.linalg.vector_norm(pos[src] - pos[dst], dim=-1).detach()  # [E]
+    coincident = non_loop & (length == 0)  # [E]
+
+    def coincident_detail() -> str:
+        e = int(coincident.nonzero()[0])
+        j, i = int(src[e]), int(dst[e])
+        return (
+            f"edge {e} ({j} -> {i}) joins two atoms at the same position {pos[i].tolist()}, so it has no "
+            "orientation. Remove coincident atoms or drop that edge before lifting."
+        )
+
+    require(
+        ~coincident.any(),
+        "edge_index joins two atoms at the same position, so that edge has no orientation; remove coincident "
+        "atoms or drop that edge before lifting.",
+        coincident_detail,
+    )
+
+
+def lift_edges_unchecked(pos: Tensor, edge_index: Tensor, connect_index: Tensor | None = None) -> LiftedPointCloud:
+    """:func:`lift_edges_to_oriented_points` for arguments already checked (:func:`check_liftable`)."""
+    num_nodes = pos.shape[0]
+    edge_index = edge_index.long()  # [2, E]
+    non_loop = (edge_index[0] != edge_index[1]).nonzero().flatten()  # [M], positions in the input
+    src, dst = edge_index[0, non_loop], edge_index[1, non_loop]  # [M], [M]
 
     # One lifted point per non-loop edge, grouped by receiver atom (input order within an atom).
     point_edge = non_loop[torch.argsort(dst, stable=True)]  # [M], input position of each point's edge
     node_index = edge_index[1, point_edge]  # [M]
     direction = pos[edge_index[0, point_edge]] - pos[node_index]  # [M, n]
     length = torch.linalg.vector_norm(direction, dim=-1, keepdim=True)  # [M, 1]
-    zero = (length.detach()[:, 0] == 0).nonzero().flatten()  # [Z]
-    if zero.numel() > 0:
-        e = int(point_edge[zero[0]])
-        j, i = int(edge_index[0, e]), int(edge_index[1, e])
-        raise ValueError(
-            f"edge {e} ({j} -> {i}) joins two atoms at the same position {pos[i].tolist()}, so it has no "
-            "orientation. Remove coincident atoms or drop that edge before lifting."
-        )
     ori = direction / length  # [M, n]
     lifted_pos = pos[node_index]  # [M, n]
 
-    points_per_atom = torch.bincount(node_index, minlength=num_nodes)  # [N]
+    points_per_atom = node_index.new_zeros(num_nodes).index_add_(
+        0, node_index, torch.ones_like(node_index)
+    )  # [N], static size (bincount's depends on the values)
     first_point = segment_starts(points_per_atom)  # [N]
 
     # Base edges of the lifted graph: the non-loop edges of the connecting graph plus a self-loop at every
     # atom that has points, sorted by (receiver, sender).
     if connect_index is not None:
-        check_edge_index(connect_index, num_nodes, pos.device)
         connect_index = connect_index.long()  # [2, C]
         connect_non_loop = connect_index[:, connect_index[0] != connect_index[1]]  # [2, C']
         src, dst = connect_non_loop[0], connect_non_loop[1]  # [C'], [C']

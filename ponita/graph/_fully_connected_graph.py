@@ -65,6 +65,18 @@ def fully_connected_graph(
             )
         batch = check_batch(batch, batch.shape[0] if num_nodes is None else num_nodes, device=None)
         counts = torch.unique_consecutive(batch, return_counts=True)[1]  # [G]
+    return fully_connected_edges(counts, self_loops)
+
+
+def fully_connected_edges(counts: Tensor, self_loops: bool) -> Tensor:
+    """:func:`fully_connected_graph` of consecutive graphs with ``counts[g]`` nodes each (unchecked).
+
+    One host sync (the number of edges, in :func:`ragged_arange`); a single graph of known size can
+    skip even that with :func:`fully_connected_single`.
+
+    Shapes:
+        counts ``[G]`` → ``[2, E]``
+    """
     node_starts = segment_starts(counts)  # [G]
     graph, local = ragged_arange(counts * counts)  # [E], [E]
     size = counts[graph]  # [E]
@@ -74,4 +86,29 @@ def fully_connected_graph(
     if not self_loops:
         keep = src != dst  # [E]
         src, dst = src[keep], dst[keep]
+    return torch.stack([src, dst])  # [2, E]
+
+
+def fully_connected_single(num_nodes: int, self_loops: bool, device: torch.device) -> Tensor:
+    """:func:`fully_connected_graph` of one graph of ``num_nodes`` nodes, with no host sync.
+
+    The edge count is known on the host (:math:`N^2`, or :math:`N(N-1)` without self-loops), so the
+    edges come from static-shape arithmetic that ``torch.compile(fullgraph=True)`` captures.
+
+    Shapes:
+        → ``[2, N²]`` (``[2, N(N − 1)]`` without self-loops)
+
+    Example:
+        >>> fully_connected_single(2, self_loops=False, device=torch.device("cpu"))
+        tensor([[1, 0],
+                [0, 1]])
+    """
+    local = torch.arange(num_nodes * num_nodes, device=device)  # [N²], receiver-major
+    dst, src = local // num_nodes, local % num_nodes  # [N²], [N²]
+    if not self_loops:
+        # Drop the N diagonal entries with static shapes: each receiver keeps N - 1 senders, skipping itself.
+        rank = torch.arange(num_nodes * (num_nodes - 1), device=device)  # [N(N-1)]
+        dst = rank // max(num_nodes - 1, 1)  # [N(N-1)]
+        sender_rank = rank % max(num_nodes - 1, 1)  # [N(N-1)]
+        src = sender_rank + (sender_rank >= dst).long()  # [N(N-1)]
     return torch.stack([src, dst])  # [2, E]

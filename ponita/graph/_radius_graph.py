@@ -72,6 +72,14 @@ def radius_graph(
     batch = check_batch(batch, num_nodes, pos.device)
     if max_num_neighbors is not None:
         check_positive_int(max_num_neighbors, "max_num_neighbors")
+    return radius_graph_unchecked(pos, radius, batch, self_loops, max_num_neighbors)
+
+
+def radius_graph_unchecked(
+    pos: Tensor, radius: float, batch: Tensor | None, self_loops: bool, max_num_neighbors: int | None = None
+) -> Tensor:
+    """:func:`radius_graph` for arguments already checked by the caller (``batch`` int64 or ``None``)."""
+    num_nodes, dim = pos.shape
     pos = pos.detach()
     if num_nodes == 0:
         return torch.empty(2, 0, dtype=torch.long, device=pos.device)  # [2, 0]

@@ -3,6 +3,7 @@
 from ponita.nn._convnext_block import ConvNextBlock
 from ponita.nn._fibre_bundle_conv import FibreBundleConv
 from ponita.nn._kernel_basis import KernelBasis
+from ponita.nn._kernel_inputs import KernelInputs
 from ponita.nn._lifting import lift_scalars, lift_vectors
 from ponita.nn._point_cloud_conv import PointCloudConv
 from ponita.nn._polynomial_cutoff import PolynomialCutoff
@@ -13,6 +14,7 @@ __all__ = [
     "ConvNextBlock",
     "FibreBundleConv",
     "KernelBasis",
+    "KernelInputs",
     "PointCloudConv",
     "PolynomialCutoff",
     "PolynomialFeatures",

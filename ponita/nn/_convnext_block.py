@@ -4,6 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from ponita.nn._fibre_bundle_conv import FibreBundleConv
+from ponita.nn._kernel_inputs import KernelInputs
 from ponita.nn._point_cloud_conv import PointCloudConv
 
 
@@ -23,13 +24,14 @@ class ConvNextBlock(nn.Module):
         layer_scale: initial value of :math:`\gamma`, or ``None`` for no layer scale.
 
     Shapes:
-        x ``[N, C]`` or ``[N, O, C]``; the other arguments are those of ``conv`` → same as x
+        x ``[N, C]`` or ``[N, O, C]``, kernel_inputs as ``conv`` takes them → same as x
 
     Example:
+        >>> from ponita.nn import KernelInputs
         >>> from ponita.ops import receiver_csr
         >>> graph, _ = receiver_csr(torch.tensor([[0, 1], [1, 0]]), 2)
         >>> block = ConvNextBlock(PointCloudConv(8, 4), widening_factor=4, layer_scale=None)
-        >>> block(torch.randn(2, 8), torch.randn(2, 4), graph).shape
+        >>> block(torch.randn(2, 8), KernelInputs(torch.randn(2, 4), graph)).shape
         torch.Size([2, 8])
     """
 
@@ -58,9 +60,9 @@ class ConvNextBlock(nn.Module):
         if self.layer_scale is not None:
             nn.init.constant_(self.layer_scale, self.layer_scale_init)
 
-    def forward(self, x: Tensor, *conv_args: Tensor | None, calibrate: bool = False) -> Tensor:
+    def forward(self, x: Tensor, kernel_inputs: KernelInputs, calibrate: bool = False) -> Tensor:
         """Applies the block; ``calibrate=True`` first rescales the conv (see ``conv.calibrate_``)."""
-        y = self.conv.calibrate_(x, *conv_args) if calibrate else self.conv(x, *conv_args)
+        y = self.conv.calibrate_(x, kernel_inputs) if calibrate else self.conv(x, kernel_inputs)
         y = self.mlp(self.norm(y))
         if self.layer_scale is not None:
             y = self.layer_scale * y

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ponita.nn._calibration import global_std, rescale_
+from ponita.nn._kernel_inputs import KernelInputs
 from ponita.ops import ReceiverCSR, scatter_sum, spatial_conv
 
 
@@ -56,14 +57,15 @@ class FibreBundleConv(nn.Module):
         bias: add a learned bias.
 
     Shapes:
-        x ``[N, O, C]``; separable: basis ``[E, O, B]``, fibre_basis ``[O, O, B]``; full: basis
-        ``[E, O, O, B]``, fibre_basis ``None`` → ``[N, O, C]``
+        x ``[N, O, C]``; separable: kernel_inputs.basis ``[E, O, B]``, kernel_inputs.fibre_basis
+        ``[O, O, B]``; full: basis ``[E, O, O, B]``, fibre_basis ``None`` → ``[N, O, C]``
 
     Example:
+        >>> from ponita.nn import KernelInputs
         >>> from ponita.ops import receiver_csr
         >>> graph, _ = receiver_csr(torch.tensor([[0, 1], [1, 0]]), 2)
-        >>> conv = FibreBundleConv(8, 4)
-        >>> conv(torch.randn(2, 6, 8), torch.randn(2, 6, 4), torch.randn(6, 6, 4), graph).shape
+        >>> kernel_inputs = KernelInputs(torch.randn(2, 6, 4), graph, fibre_basis=torch.randn(6, 6, 4))
+        >>> FibreBundleConv(8, 4)(torch.randn(2, 6, 8), kernel_inputs).shape
         torch.Size([2, 6, 8])
     """
 
@@ -91,7 +93,8 @@ class FibreBundleConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, basis: Tensor, fibre_basis: Tensor | None, graph: ReceiverCSR) -> Tensor:
+    def forward(self, x: Tensor, kernel_inputs: KernelInputs) -> Tensor:
+        basis, graph, fibre_basis = kernel_inputs
         if self.separable:
             y = self._fibre_conv(self._spatial_conv(x, basis, graph), fibre_basis)  # [N, O, C]
         else:
@@ -120,19 +123,20 @@ class FibreBundleConv(nn.Module):
         return scatter_sum(messages, graph.dst, graph.num_nodes)  # [N, O, C]
 
     @torch.no_grad()
-    def calibrate_(self, x: Tensor, basis: Tensor, fibre_basis: Tensor | None, graph: ReceiverCSR) -> Tensor:
+    def calibrate_(self, x: Tensor, kernel_inputs: KernelInputs) -> Tensor:
         """Rescales the kernels so each stage keeps the std of its input; returns the new output.
 
         Separable: the spatial kernel is scaled by std(x)/std(x'), then the fibre kernel by
         std(x')/std(y), as in the reference code; non-separable: the kernel by std(x)/std(y).
         """
+        basis, graph, fibre_basis = kernel_inputs
         if self.separable:
             rescale_(self.weight, global_std(x), global_std(self._spatial_conv(x, basis, graph)))
             spatial = self._spatial_conv(x, basis, graph)  # [N, O, C]
             rescale_(self.fibre_weight, global_std(spatial), global_std(self._fibre_conv(spatial, fibre_basis)))
         else:
             rescale_(self.weight, global_std(x), global_std(self._full_conv(x, basis, graph)))
-        return self(x, basis, fibre_basis, graph)
+        return self(x, kernel_inputs)
 
     def extra_repr(self) -> str:
         return (

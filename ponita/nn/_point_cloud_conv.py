@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ponita.nn._calibration import global_std, rescale_
-from ponita.ops import ReceiverCSR, scatter_sum, spatial_conv
+from ponita.nn._kernel_inputs import KernelInputs
+from ponita.ops import scatter_sum, spatial_conv
 
 
 class PointCloudConv(nn.Module):
@@ -31,12 +32,13 @@ class PointCloudConv(nn.Module):
         bias: add a learned bias.
 
     Shapes:
-        x ``[N, C]``, basis ``[E, B]`` (edges in ``graph`` order) → ``[N, C]``
+        x ``[N, C]``, kernel_inputs.basis ``[E, B]`` (edges in ``graph`` order) → ``[N, C]``
 
     Example:
+        >>> from ponita.nn import KernelInputs
         >>> from ponita.ops import receiver_csr
         >>> graph, _ = receiver_csr(torch.tensor([[0, 1], [1, 0]]), 2)
-        >>> PointCloudConv(8, 4)(torch.randn(2, 8), torch.randn(2, 4), graph).shape
+        >>> PointCloudConv(8, 4)(torch.randn(2, 8), KernelInputs(torch.randn(2, 4), graph)).shape
         torch.Size([2, 8])
     """
 
@@ -54,7 +56,8 @@ class PointCloudConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Tensor:
+    def forward(self, x: Tensor, kernel_inputs: KernelInputs) -> Tensor:
+        basis, graph = kernel_inputs.basis, kernel_inputs.graph
         if self.depthwise:
             y = spatial_conv(x.unsqueeze(1), basis.unsqueeze(1), self.weight, graph).squeeze(1)  # [N, C]
         else:
@@ -64,10 +67,10 @@ class PointCloudConv(nn.Module):
         return y if self.bias is None else y + self.bias
 
     @torch.no_grad()
-    def calibrate_(self, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Tensor:
+    def calibrate_(self, x: Tensor, kernel_inputs: KernelInputs) -> Tensor:
         """Rescales the kernel so the output (before bias) has the std of ``x``; returns the new output."""
-        rescale_(self.weight, global_std(x), global_std(self(x, basis, graph) - self._bias_or_zero()))
-        return self(x, basis, graph)
+        rescale_(self.weight, global_std(x), global_std(self(x, kernel_inputs) - self._bias_or_zero()))
+        return self(x, kernel_inputs)
 
     def _bias_or_zero(self) -> Tensor | float:
         return 0.0 if self.bias is None else self.bias

@@ -1,7 +1,6 @@
 """Readouts from functions on an orientation grid to scalars, vectors and l=2 tensors."""
 
 import torch
-from e3nn import o3
 from torch import Tensor, nn
 
 
@@ -45,7 +44,8 @@ class SphericalTensorReadout(nn.Module):
         t_m = \frac{1}{O} \sum_o f(o)\, Y_{l,m}(o)
 
     with e3nn's real spherical harmonics (``normalization="component"``), so :math:`t` transforms
-    with the Wigner matrix :math:`D^l(R)` when the input is rotated.
+    with the Wigner matrix :math:`D^l(R)` when the input is rotated. e3nn is imported here, when such
+    a readout is built, so ``import ponita`` does not load it.
 
     Args:
         grid: the S² grid, ``[O, 3]``.
@@ -64,6 +64,8 @@ class SphericalTensorReadout(nn.Module):
         super().__init__()
         if grid.dim() != 2 or grid.shape[-1] != 3:
             raise ValueError(f"SphericalTensorReadout needs an S² grid of shape [O, 3], got {list(grid.shape)}.")
+        from e3nn import o3  # only this readout needs e3nn
+
         self.l = l
         harmonics = o3.spherical_harmonics(l, grid, normalize=True, normalization="component")  # [O, 2l+1]
         self.register_buffer("harmonics", harmonics)

@@ -60,9 +60,18 @@ def receiver_csr(edge_index: Tensor, num_nodes: int) -> tuple[ReceiverCSR, Tenso
             f"edge_index holds node indices outside [0, {num_nodes}): "
             f"min {int(edge_index.min())}, max {int(edge_index.max())}. Check that it matches the nodes."
         )
+    return receiver_csr_unchecked(edge_index, num_nodes)
+
+
+def receiver_csr_unchecked(edge_index: Tensor, num_nodes: int) -> tuple[ReceiverCSR, Tensor]:
+    """:func:`receiver_csr` for an ``edge_index`` already checked by the caller.
+
+    No host synchronisation and no data-dependent shape: the sort is an ``argsort`` and the row
+    pointer a ``searchsorted`` of the sorted receivers, so ``torch.compile(fullgraph=True)`` captures it.
+    """
     src, dst = edge_index[0], edge_index[1]  # [E], [E]
     perm = torch.argsort(dst * max(num_nodes, 1) + src, stable=True)  # [E]
     src, dst = src[perm], dst[perm]
-    counts = torch.bincount(dst, minlength=num_nodes)  # [N]
-    row_ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])  # [N + 1]
+    nodes = torch.arange(num_nodes + 1, dtype=dst.dtype, device=dst.device)  # [N + 1]
+    row_ptr = torch.searchsorted(dst, nodes)  # [N + 1]: first edge whose receiver is ≥ i
     return ReceiverCSR(src, dst, row_ptr, num_nodes), perm

@@ -55,5 +55,5 @@ def scatter_mean(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
         tensor([2., 0., 2.])
     """
     total = scatter_sum(src, index, dim_size)  # [dim_size, *]
-    count = torch.bincount(index, minlength=dim_size).clamp_(min=1).to(src.dtype)  # [dim_size]
+    count = scatter_sum(torch.ones_like(index, dtype=src.dtype), index, dim_size).clamp_(min=1)  # [dim_size]
     return total / count.view(-1, *([1] * (src.dim() - 1)))

@@ -14,7 +14,8 @@ Backends compute the same function. ``reference`` is the plain-torch gather–mu
 the others are tested against. :func:`spatial_conv` picks a backend from the argument, else from the
 innermost :func:`use_backend` context, else automatically: the fused backend of the device (``"cpu"``
 or ``"triton"``) when the ``[E, O, C]`` messages of one call would exceed :data:`FUSED_MIN_BYTES`
-(CPU) or :data:`FUSED_MIN_BYTES_CUDA` (GPU), else ``"reference"``.
+(CPU) or :data:`FUSED_MIN_BYTES_CUDA` (GPU), else ``"reference"``; under ``torch.compile``
+always ``"reference"``, whose plain-torch ops the compiler fuses itself.
 """
 
 import contextlib
@@ -105,6 +106,8 @@ tensors per layer for backward."""
 
 
 def _auto_backend(x: Tensor, basis: Tensor) -> str:
+    if torch.compiler.is_compiling():
+        return "reference"  # plain torch, which the compiler fuses itself; sizes may be symbolic here
     fused, threshold = ("triton", FUSED_MIN_BYTES_CUDA) if x.is_cuda else ("cpu", FUSED_MIN_BYTES)
     message_bytes = basis.shape[0] * x.shape[1] * x.shape[2] * x.element_size()
     return fused if fused in _BACKENDS and message_bytes > threshold else "reference"

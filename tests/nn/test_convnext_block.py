@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ponita.nn import ConvNextBlock, FibreBundleConv, PointCloudConv
+from ponita.nn import ConvNextBlock, FibreBundleConv, KernelInputs, PointCloudConv
 from ponita.nn._calibration import global_std
 from ponita.ops import receiver_csr
 
@@ -15,11 +15,11 @@ def _inputs(fibre: bool) -> tuple[torch.nn.Module, torch.Tensor, tuple]:
     if fibre:
         conv = FibreBundleConv(8, 4)
         x = torch.randn(3, 5, 8, dtype=F64)  # [N, O, C]
-        args = (torch.randn(5, 5, 4, dtype=F64), torch.randn(5, 5, 4, dtype=F64), GRAPH)  # basis, fibre basis
+        args = (KernelInputs(torch.randn(5, 5, 4, dtype=F64), GRAPH, torch.randn(5, 5, 4, dtype=F64)),)
     else:
         conv = PointCloudConv(8, 4)
         x = torch.randn(3, 8, dtype=F64)  # [N, C]
-        args = (torch.randn(5, 4, dtype=F64), GRAPH)
+        args = (KernelInputs(torch.randn(5, 4, dtype=F64), GRAPH),)
     return conv, x, args
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ponita.nn import FibreBundleConv
+from ponita.nn import FibreBundleConv, KernelInputs
 from ponita.nn._calibration import global_std
 from ponita.ops import receiver_csr
 
@@ -31,7 +31,7 @@ def _inputs(separable: bool, depthwise: bool):
 
 def _run(conv, x, basis, fibre_basis):
     graph, perm = receiver_csr(EDGE_INDEX, NUM_NODES)
-    return conv(x, basis[perm], fibre_basis, graph)
+    return conv(x, KernelInputs(basis[perm], graph, fibre_basis))
 
 
 def _lin(basis_row: torch.Tensor, weight: torch.Tensor, column: int) -> float:
@@ -111,8 +111,8 @@ def test_fibre_bundle_conv_calibrate_matches_output_std_to_input_std(separable: 
     with torch.no_grad():
         conv.bias.zero_()
     graph, perm = receiver_csr(EDGE_INDEX, NUM_NODES)
-    returned = conv.calibrate_(x, basis[perm], fibre_basis, graph)
-    out = conv(x, basis[perm], fibre_basis, graph)
+    returned = conv.calibrate_(x, KernelInputs(basis[perm], graph, fibre_basis))
+    out = conv(x, KernelInputs(basis[perm], graph, fibre_basis))
     assert torch.equal(returned, out)
     torch.testing.assert_close(global_std(out), global_std(x), atol=1e-12, rtol=0)
 

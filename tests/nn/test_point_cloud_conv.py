@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ponita.nn import PointCloudConv
+from ponita.nn import KernelInputs, PointCloudConv
 from ponita.nn._calibration import global_std
 from ponita.ops import receiver_csr
 
@@ -23,7 +23,7 @@ def _conv_inputs(depthwise: bool) -> tuple[PointCloudConv, torch.Tensor, torch.T
 
 def _run(conv: PointCloudConv, x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     graph, perm = receiver_csr(EDGE_INDEX, NUM_NODES)
-    return conv(x, basis[perm], graph)
+    return conv(x, KernelInputs(basis[perm], graph))
 
 
 def _reference(conv: PointCloudConv, x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -62,8 +62,8 @@ def test_point_cloud_conv_weight_shape(depthwise: bool) -> None:
 def test_point_cloud_conv_calibrate_matches_output_std_to_input_std(depthwise: bool) -> None:
     conv, x, basis = _conv_inputs(depthwise)
     graph, perm = receiver_csr(EDGE_INDEX, NUM_NODES)
-    returned = conv.calibrate_(x, basis[perm], graph)
-    out = conv(x, basis[perm], graph)
+    returned = conv.calibrate_(x, KernelInputs(basis[perm], graph))
+    out = conv(x, KernelInputs(basis[perm], graph))
     assert torch.equal(returned, out)
     torch.testing.assert_close(global_std(out - conv.bias), global_std(x), atol=1e-12, rtol=0)
 
