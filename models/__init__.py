@@ -13,6 +13,7 @@ from ._checkpoint import (
     register_model,
     save_model,
 )
+from ._compiled_forces import compile_energy_and_forces
 from ._edm import EDM, EDMConfig
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
@@ -38,6 +39,7 @@ __all__ = [
     "PonitaRegressor",
     "PotentialConfig",
     "RegressorConfig",
+    "compile_energy_and_forces",
     "ZooModel",
     "compute_forces",
     "load_model",

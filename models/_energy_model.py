@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 
 from ponita import Ponita
 from ponita.datasets import MAX_ATOMIC_NUMBER
-from ponita.ops import scatter_sum
+from ponita.ops import require, scatter_sum
 
 from ._checkpoint import read_checkpoint, register_model
 from ._network_model import NetworkModel
@@ -185,32 +185,42 @@ class PonitaPotential(NetworkModel):
         return energy, forces
 
     def energy(self, data: Data, pos: Tensor) -> Tensor:
-        """Energies ``[G]`` (meV, float64) of the molecules in ``data`` at positions ``pos`` ``[N, 3]``."""
-        one_hot, batch = self._atom_inputs(data)
-        atomic, _ = self.network(Data(pos=pos, x=one_hot, batch=batch))  # [N, 1]
+        """Energies ``[G]`` (meV, float64) of the molecules in ``data`` at positions ``pos`` ``[N, 3]``.
+
+        Without ``data.batch`` (one molecule) no step waits for the device, so the forward and its
+        forces can be traced and compiled (:func:`ponita.models.compile_energy_and_forces`).
+        """
+        inputs = self._inputs(data, pos)
+        atomic, _ = self.network(inputs)  # [N, 1]
         atomic = atomic.squeeze(-1).to(torch.float64) * self.scale  # [N]
         atomic = atomic + self.reference_energies[self.element_index[data.z]]  # [N]
-        num_graphs = int(batch.max()) + 1
-        return scatter_sum(atomic, batch, num_graphs)  # [G]
+        if inputs.get("batch") is None:
+            return atomic.sum(0, keepdim=True)  # [1]
+        num_graphs = data.num_graphs if isinstance(getattr(data, "num_graphs", None), int) else int(inputs.batch.max()) + 1
+        return scatter_sum(atomic, inputs.batch, num_graphs)  # [G]
 
-    def _inputs(self, data: Data) -> Data:
-        one_hot, batch = self._atom_inputs(data)
-        return Data(pos=data.pos, x=one_hot, batch=batch)
-
-    def _atom_inputs(self, data: Data) -> tuple[Tensor, Tensor]:
-        """One-hot element encoding ``[N, T]`` and graph index ``[N]`` of ``data``."""
+    def _inputs(self, data: Data, pos: Tensor | None = None) -> Data:
+        """The network's input: positions, one-hot elements ``[N, T]`` and, for a batch, ``batch``/``ptr``."""
         z = data.z
         if z.dim() != 1 or z.shape[0] != data.pos.shape[0]:
             raise ValueError(f"data.z must have shape [N] = [{data.pos.shape[0]}], got {list(z.shape)}.")
-        if z.min() < 1 or z.max() > MAX_ATOMIC_NUMBER or (self.element_index[z] < 0).any():
+        index = self.element_index[z.clamp(0, MAX_ATOMIC_NUMBER)]  # [N], -1 for unknown elements
+
+        def unknown_elements() -> str:
             unknown = sorted(set(z.tolist()) - set(self.atomic_numbers.tolist()))
-            raise ValueError(
-                f"The input has element(s) {unknown} that the model was not trained on; it knows "
-                f"{self.atomic_numbers.tolist()}."
-            )
-        one_hot = nn.functional.one_hot(self.element_index[z], len(self.atomic_numbers))  # [N, T]
-        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(z)  # [N]
-        return one_hot.to(self.network.embedding.weight.dtype), batch
+            return (f"The input has element(s) {unknown} that the model was not trained on; it knows "
+                    f"{self.atomic_numbers.tolist()}.")
+
+        known = ((z >= 1) & (z <= MAX_ATOMIC_NUMBER) & (index >= 0)).all()
+        require(known, "The input has elements that the model was not trained on.", unknown_elements)
+        elements = torch.arange(len(self.atomic_numbers), device=z.device)  # [T]
+        one_hot = index[:, None] == elements  # [N, T]; F.one_hot would read the indices on the host
+        inputs = Data(pos=data.pos if pos is None else pos, x=one_hot.to(self.network.embedding.weight.dtype))
+        if getattr(data, "batch", None) is not None:
+            inputs.batch = data.batch
+            if getattr(data, "ptr", None) is not None:
+                inputs.ptr = data.ptr
+        return inputs
 
     def extra_repr(self) -> str:
         return f"atomic_numbers={self.atomic_numbers.tolist()}, scale={float(self.scale):.4g}"

@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 
 from ponita._spaces import DEFAULT_NUM_ORI, SPACES, SpaceOptions, make_space, space_spec
 from ponita.geometry import invariants_rn
-from ponita.graph._checks import require
+from ponita.ops import require
 from ponita.graph._fully_connected_graph import fully_connected_edges, fully_connected_single
 from ponita.graph._radius_graph import radius_graph_unchecked
 from ponita.nn import ConvNextBlock, KernelBasis, KernelInputs, PolynomialCutoff
@@ -293,7 +293,7 @@ class Ponita(nn.Module):
         key = self.space.frame_field
         if key is not None:
             frames = getattr(data, key, None)
-            expected = (num_nodes, dim) if key == "ori" else (num_nodes, dim, dim)
+            expected = self.space.frame_shape(num_nodes)
             if frames is None or frames.shape != expected:
                 shape = None if frames is None else list(frames.shape)
                 raise ValueError(f"space {config.space!r} needs data.{key} of shape {list(expected)}, got {shape}.")

@@ -30,7 +30,7 @@ from ponita.geometry import (
     polyhedron_grid_s2,
     repulsion_grid_s2,
 )
-from ponita.graph._checks import require
+from ponita.ops import require
 from ponita.graph._edge_lifting import check_liftable, lift_edges_unchecked
 from ponita.nn import FibreBundleConv, PointCloudConv, lift_scalars, lift_vectors, scalar_readout, vector_readout
 from ponita.ops import scatter_mean
@@ -97,6 +97,10 @@ class Space(nn.Module):
         self.num_invariants = 0
         self.num_fibre_invariants = 0
         self.channels_per_vector = 1
+
+    def frame_shape(self, num_nodes: int) -> tuple[int, ...]:
+        """Shape of the per-node frames ``data.<frame_field>`` this space reads."""
+        return (num_nodes, self.dim) if self.frame_field == "ori" else (num_nodes, self.dim, self.dim)
 
     def check(self, pos: Tensor, frames: Tensor | None, edge_index: Tensor) -> None:
         """Checks what this space needs of the (already shape-checked) input; no host sync."""

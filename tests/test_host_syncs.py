@@ -69,3 +69,14 @@ def test_counter_sees_host_reads_and_value_dependent_sizes():
         _ = torch.repeat_interleave(torch.tensor([1, 2]), output_size=3)  # size given: no sync
     assert dict(counter.counts) == {"item": 1, "boolean index": 1, "nonzero": 1, "unique": 1, "bincount": 1,
                                     "repeat_interleave": 1}
+
+
+def test_potential_energy_and_forces_of_one_molecule_never_wait_for_the_device():
+    """What molecular dynamics calls every step: species check, fully connected graph, forward, forces."""
+    from ponita.models import PonitaPotential
+
+    model = PonitaPotential([1, 6, 8], {1: 0.0, 6: 0.0, 8: 0.0}, 1.0, hidden_dim=8, num_layers=2, num_ori=4)
+    molecule = Data(z=torch.tensor([6, 6, 8, 1, 1, 1, 1, 1, 1]), pos=torch.randn(9, 3))
+    with HostSyncCounter() as counter:
+        model(molecule)
+    assert dict(counter.counts) == {}

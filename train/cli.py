@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     md.add_argument("--ensemble", choices=("nve", "langevin"), default="nve")
     md.add_argument("--timestep", type=float, default=0.5, help="fs")
     md.add_argument("--float64", action="store_true", help="evaluate the potential in float64")
+    md.add_argument("--compile", action="store_true",
+                    help="compile energy and forces into one graph first (≈ 1 min), then run 2-3x faster")
     md.add_argument("--out", default="traj.xyz", help="extxyz trajectory")
     md.set_defaults(handler=_md)
 
@@ -259,7 +261,7 @@ def _md(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"the structure has element(s) {unknown} that the potential was not trained on ({sorted(known)}).")
     atoms.pbc = False
-    atoms.calc = PonitaCalculator(model.double() if args.float64 else model)
+    atoms.calc = PonitaCalculator(model.double() if args.float64 else model, compile=args.compile)
     try:
         result = run_md(atoms, args.steps, args.temperature, args.ensemble, args.timestep, out,
                         callback=_print_md_progress, callback_every=max(1, args.steps // 10))

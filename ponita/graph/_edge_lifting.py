@@ -5,7 +5,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ponita.graph._checks import check_edge_index, check_pos, require
+from ponita.graph._checks import check_edge_index, check_pos
+from ponita.ops import require
 from ponita.graph._ragged import ragged_arange, segment_starts
 
 

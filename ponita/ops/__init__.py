@@ -1,4 +1,5 @@
-"""Kernels: scatter reductions, the receiver-sorted graph format and the fused spatial convolution.
+"""Kernels: scatter reductions, the receiver-sorted graph format, the fused spatial convolution, and
+:func:`require`, the value check that never waits for the device.
 
 Backends of :func:`spatial_conv`: ``"reference"`` (plain torch), ``"cpu"`` (chunked, fused) and,
 when Triton is installed, ``"triton"`` (CUDA; its module is imported on first use).
@@ -9,6 +10,7 @@ import importlib.util
 from torch import Tensor
 
 from ponita.ops._receiver_csr import ReceiverCSR, receiver_csr
+from ponita.ops._require import require
 from ponita.ops._scatter import scatter_mean, scatter_sum
 from ponita.ops._spatial_conv import (
     available_backends,
@@ -37,6 +39,7 @@ __all__ = [
     "available_backends",
     "receiver_csr",
     "register_backend",
+    "require",
     "scatter_mean",
     "scatter_sum",
     "spatial_conv",

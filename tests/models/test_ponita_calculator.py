@@ -68,3 +68,44 @@ def test_nve_energy_drift_is_small(tmp_path) -> None:
     assert len(result.total_energy) == 41
     assert result.max_drift_per_atom < 1e-3  # eV/atom
     assert len(ase.io.read(tmp_path / "traj.xyz", index=":")) == 5
+
+
+@pytest.fixture
+def traced_without_codegen(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Compiles with the aot_eager backend (the same trace and capture as Inductor, without code generation)."""
+    import ponita.models._calculator as calculator_module
+    from ponita.models import compile_energy_and_forces
+
+    compiled = []
+
+    def compile_fast(energy, example_pos):
+        compiled.append(example_pos.shape[0])
+        return compile_energy_and_forces(energy, example_pos, backend="aot_eager")
+
+    monkeypatch.setattr(calculator_module, "compile_energy_and_forces", compile_fast)
+    return compiled
+
+
+def test_compiled_calculator_matches_eager_along_a_trajectory_and_recompiles_for_new_atoms(traced_without_codegen) -> None:
+    model = tiny_potential().double()
+    eager, compiled = ethanol(), ethanol()
+    eager.calc, compiled.calc = PonitaCalculator(model), PonitaCalculator(model, compile=True)
+    for step in range(3):  # the traced graph follows the atoms as they move
+        for atoms in (eager, compiled):
+            atoms.positions = atoms.positions + 0.01 * step
+        assert compiled.get_potential_energy() == pytest.approx(eager.get_potential_energy(), rel=1e-12)
+        assert np.allclose(compiled.get_forces(), eager.get_forces(), atol=1e-12)
+    assert traced_without_codegen == [9]  # traced once
+    water = Atoms("OH2", positions=[[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    water.calc = compiled.calc
+    reference = Atoms("OH2", positions=water.positions)
+    reference.calc = PonitaCalculator(model)
+    assert np.allclose(water.get_forces(), reference.get_forces(), atol=1e-12)
+    assert traced_without_codegen == [9, 3]  # new atoms: traced again
+
+
+def test_compiled_calculator_rejects_unknown_elements_like_the_eager_one(traced_without_codegen) -> None:
+    atoms = Atoms("NH3", positions=[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    atoms.calc = PonitaCalculator(tiny_potential().double(), compile=True)
+    with pytest.raises(ValueError, match=r"element\(s\) \[7\]"):
+        atoms.get_forces()

@@ -29,7 +29,8 @@ def test_potential_outputs_energy_per_graph_and_forces_per_atom(frames: list[Dat
 def test_potential_energy_is_sum_of_reference_energies_plus_scaled_network_output(frames: list[Data]) -> None:
     model = tiny_potential()
     data = frames[0]
-    atomic, _ = model.network(Data(pos=data.pos, x=model._atom_inputs(data)[0]))  # [N, 1]
+    one_hot = (data.z[:, None] == torch.tensor([1, 6, 8])).float()  # [N, 3], the order of atomic_numbers
+    atomic, _ = model.network(Data(pos=data.pos, x=one_hot))  # [N, 1]
     expected = (atomic.squeeze(-1).double() * 1000.0).sum() + sum(ETHANOL_E0[int(z)] for z in data.z)
     energy, _ = model(data)
     assert torch.allclose(energy, expected.view(1), rtol=0, atol=1e-6)
