@@ -8,8 +8,11 @@ types times 0.25 and the atomic number times 0.1. Diffusion is variance preservi
 predicts :math:`\epsilon`: for positions from its vector readout (mean removed), for features from its
 scalar readout; it sees the noisy positions as the point cloud, the noisy features and :math:`t/T` as
 scalars per atom, and optionally :math:`t/T` as a kernel condition. Training minimises
-:math:`\lVert \epsilon - \hat\epsilon \rVert^2` at a uniformly drawn step; sampling is EDM's ancestral sampler.
+:math:`\lVert \epsilon - \hat\epsilon \rVert^2` at a uniformly drawn step; sampling is EDM's ancestral sampler;
+:meth:`EDM.nll` is EDM's evaluation NLL (the variational bound).
 """
+
+import math
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +31,7 @@ from ._noise_schedule import NoiseSchedule
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
 SAMPLERS = ("ancestral", "ddim")
+_LOG_EPSILON = 1e-10  # inside the logarithms of the discrete likelihood, as EDM
 
 
 @dataclass
@@ -131,6 +135,92 @@ class EDM(NetworkModel):
         return error.square().mean()
 
     @torch.no_grad()
+    def nll(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
+        r"""EDM's evaluation NLL of each molecule, :math:`-\log p(x, h, N)` bounded by the variational bound (nats).
+
+        One unbiased draw of the bound, as EDM's ``compute_loss`` in evaluation (``t0_always``):
+
+        .. math::
+            -\log p(N) + \mathrm{KL}(q(z_T \mid x, h) \,\|\, \mathcal N(0, I))
+            + T\, \tfrac12 \big(e^{\gamma_t - \gamma_s} - 1\big) \lVert \epsilon - \hat\epsilon \rVert^2
+            - \log p(x, h \mid z_0)
+
+        with :math:`t` uniform in :math:`\{1, …, T\}`, :math:`s = t - 1`, the position terms over the
+        :math:`(N - 1) \cdot 3` dimensions of the zero-mean subspace (with the Gaussian constants of
+        :math:`p(x \mid z_0)`), and the discrete likelihoods of the atom types (one-hot × 4, normalised
+        over the types) and atomic numbers (× 10) at :math:`t = 0` from :math:`z_0` itself. Positions
+        are not rescaled (EDM's ``norm_values[0] = 1``), so no volume term enters. Average over many
+        molecules (EDM: the whole test set) for the reported number.
+
+        Returns:
+            ``[G]`` NLL per molecule (float64).
+        """
+        batch, dtype = data.batch, self.schedule.gamma_table.dtype
+        num_graphs = int(batch.max()) + 1
+        steps = self.config.steps
+        num_atoms = torch.bincount(batch, minlength=num_graphs)  # [G]
+        dof = (num_atoms - 1).to(dtype) * 3  # [G], zero-mean subspace of the positions
+        x, h = _centred(data.pos.to(dtype), batch), self.features(data.z)  # [N, 3], [N, T + 1]
+
+        def per_molecule(values: Tensor) -> Tensor:  # [N, ...] -> [G]
+            return torch.zeros(num_graphs, dtype=dtype, device=x.device).index_add_(0, batch, values.reshape(len(batch), -1).sum(1))
+
+        # -log p(N) from the training histogram of molecule sizes.
+        size_index = torch.searchsorted(self.sizes, num_atoms)  # [G]
+        known = (size_index < len(self.sizes)) & (self.sizes[size_index.clamp(max=len(self.sizes) - 1)] == num_atoms)
+        log_p_n = torch.where(known, torch.log(self.size_probabilities / self.size_probabilities.sum())[
+            size_index.clamp(max=len(self.sizes) - 1)], torch.tensor(-math.inf, dtype=dtype, device=x.device))
+
+        # KL(q(z_T | x, h) || N(0, I)), positions over their (N - 1)·3 dimensions.
+        gamma_T = self.schedule(torch.ones(1, dtype=dtype, device=x.device))  # [1]
+        alpha_T, sigma_T = NoiseSchedule.alpha(gamma_T), NoiseSchedule.sigma(gamma_T)
+        kl_h = per_molecule(-torch.log(sigma_T) + 0.5 * (sigma_T**2 + (alpha_T * h) ** 2) - 0.5)
+        kl_x = dof * (-torch.log(sigma_T) + 0.5 * sigma_T**2 - 0.5) + 0.5 * per_molecule((alpha_T * x) ** 2)
+
+        # The t > 0 terms: T times one draw of 0.5 (SNR(s)/SNR(t) - 1) ||eps - eps_hat||^2.
+        step = torch.randint(1, steps + 1, (num_graphs,), device=x.device, generator=generator)  # [G]
+        t, s = (step.to(dtype) / steps)[batch], ((step - 1).to(dtype) / steps)[batch]  # [N]
+        gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
+        error = self._noise_error(x, h, gamma_t, t, batch, generator)  # [N]
+        weight = torch.expm1(gamma_t[:, 0] - gamma_s[:, 0])  # [N]: SNR(s)/SNR(t) - 1
+        diffusion = steps * per_molecule(0.5 * weight * error)
+
+        # -log p(x, h | z_0): Gaussian for the positions, discrete for types and atomic numbers.
+        zeros = torch.zeros_like(t)
+        gamma_0 = self.schedule(zeros)[:, None]  # [N, 1]
+        alpha_0, sigma_0 = NoiseSchedule.alpha(gamma_0), NoiseSchedule.sigma(gamma_0)
+        eps_x, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
+        z0_x, z0_h = alpha_0 * x + sigma_0 * eps_x, alpha_0 * h + sigma_0 * eps_h
+        predicted_x, _ = self.predict_noise(z0_x, z0_h, zeros, batch)
+        log_sigma_x = 0.5 * gamma_0[0, 0]  # log(sigma_0 / alpha_0)
+        nll_x = 0.5 * per_molecule((eps_x - predicted_x.to(dtype)) ** 2) + dof * (log_sigma_x + 0.5 * math.log(2 * math.pi))
+        nll_h = -per_molecule(self._log_p_h_given_z0(z0_h, data.z, sigma_0))
+        return -log_p_n + kl_x + kl_h + diffusion + nll_x + nll_h
+
+    def _noise_error(self, x: Tensor, h: Tensor, gamma: Tensor, t: Tensor, batch: Tensor,
+                     generator: torch.Generator | None) -> Tensor:
+        """:math:`\lVert \epsilon - \hat\epsilon \rVert^2` per atom ``[N]`` at a noisy state with noise level ``gamma``."""
+        alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
+        eps_x, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
+        predicted_x, predicted_h = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch)
+        return (eps_x - predicted_x.to(x.dtype)).square().sum(-1) + (eps_h - predicted_h.to(h.dtype)).square().sum(-1)
+
+    def _log_p_h_given_z0(self, z0_h: Tensor, z: Tensor, sigma_0: Tensor) -> Tensor:
+        """EDM's discrete log-likelihood of atom types and atomic numbers given :math:`z_0`, per atom ``[N]``."""
+
+        def log_bin_mass(centred: Tensor, std: Tensor) -> Tensor:  # log P(|N(centred, std)| ≤ 1/2)
+            upper, lower = _standard_normal_cdf((centred + 0.5) / std), _standard_normal_cdf((centred - 0.5) / std)
+            return torch.log(upper - lower + _LOG_EPSILON)
+
+        estimated_types = z0_h[:, : self.num_types] / ONE_HOT_SCALE  # [N, T], ≈ the one-hot
+        log_types = log_bin_mass(estimated_types - 1.0, sigma_0 / ONE_HOT_SCALE)  # [N, T]
+        log_types = log_types - torch.logsumexp(log_types, dim=-1, keepdim=True)
+        log_type = log_types.gather(1, self.type_index[z][:, None])[:, 0]  # [N]
+        estimated_number = z0_h[:, -1] / CHARGE_SCALE  # [N], ≈ the atomic number
+        log_number = log_bin_mass(z.to(z0_h.dtype) - estimated_number, sigma_0[:, 0] / CHARGE_SCALE)  # [N]
+        return log_type + log_number
+
+    @torch.no_grad()
     def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
                sampler: str = "ancestral") -> Data:
         r"""Molecules of the given sizes ``[G]`` over ``steps`` (default: all :math:`T`) of the reverse process.
@@ -192,6 +282,10 @@ class EDM(NetworkModel):
         """Molecule sizes ``[num]`` drawn from the training histogram."""
         draws = torch.multinomial(self.size_probabilities, num, replacement=True, generator=generator)
         return self.sizes[draws]
+
+
+def _standard_normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
 def _centred(pos: Tensor, batch: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ Data: QM9 with hydrogens, EDM's split (``np.random.seed(0)`` permutation; 100,00
 training loss is EDM's noise-prediction error at a uniformly drawn step; validation is the same error
 with fixed noise; the test samples molecules (sizes from the training histogram) and reports EDM's
 metrics (:func:`ponita.datasets.molecule_metrics`) and the seconds per molecule, plus the noise-prediction
-error on the test molecules.
+error and EDM's NLL (the variational bound, :meth:`ponita.models.EDM.nll`) of the test molecules.
 """
 
 import time
@@ -130,14 +130,26 @@ class EDMTask(Task):
         seconds = (time.perf_counter() - start) / len(samples)
         return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
                 "sample_steps": self.options.sample_steps or self.options.steps,
-                "test_noise_mse": self.mean_errors(model, data)["loss"]}
+                "test_noise_mse": self.mean_errors(model, data)["loss"], "test_nll": mean_nll(model, data, self.config)}
 
     @classmethod
     def format_metrics(cls, metrics: dict[str, Any]) -> str:
         names = ("atom_stability", "molecule_stability", "validity", "uniqueness")
         table = "  ".join(f"{name.replace('_', ' ')} {100 * metrics[name]:.1f} %" for name in names)
         return (f"  {metrics['num_molecules']} samples, {metrics['sample_steps']} steps: {table}\n"
-                f"  {metrics['seconds_per_molecule']:.3f} s per molecule; test noise MSE {metrics['test_noise_mse']:.4f}")
+                f"  {metrics['seconds_per_molecule']:.3f} s per molecule; test noise MSE {metrics['test_noise_mse']:.4f}; "
+                f"test NLL {metrics['test_nll']:.1f} nats per molecule")
+
+
+def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
+    """EDM's NLL (one draw of the variational bound per molecule, seeded) averaged over ``data``."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device)
+    total = 0.0
+    for start in range(0, len(data), config.test_batch_size):
+        batch = Batch.from_data_list(list(data[start:start + config.test_batch_size])).to(device)
+        total += float(model.nll(batch, generator.manual_seed(config.seed + start)).sum())
+    return total / len(data)
 
 
 def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
