@@ -33,6 +33,7 @@ from ._task import Task, task_class
 PRECISIONS = ("32-true", "64-true", "bf16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+LR_HORIZONS = ("epochs", "time")
 OPTIMIZERS = ("adam", "adamw")
 SECTIONS = ("model", "task_options")
 
@@ -53,6 +54,10 @@ class TrainConfig:
         max_epochs: epochs; also the horizon of the cosine schedule.
         warmup_epochs: linear warm-up (may be fractional); the schedule is updated every step.
         max_time_minutes: stop after this wall time (Lightning ``max_time``); ``None``: no limit.
+        lr_horizon: where the cosine schedule ends: ``"epochs"`` (at ``max_epochs``; reproducible) or
+            ``"time"`` (at ``max_time_minutes`` of training, or at ``max_epochs`` if that comes first),
+            so that a time budget always ends fully annealed whatever the machine, the load and the
+            molecule size; it depends on measured time, so runs are not bit-reproducible.
         early_stopping_patience: stop after this many validations without a better monitored metric.
         ema_decay: decay of the weight EMA used for validation, testing and the exported model.
         gradient_clip: gradient-norm clipping value (``None``: off).
@@ -80,6 +85,7 @@ class TrainConfig:
     max_epochs: int = 100
     warmup_epochs: float = 0.0
     max_time_minutes: float | None = None
+    lr_horizon: str = "epochs"
     early_stopping_patience: int | None = None
     ema_decay: float = 0.99
     gradient_clip: float | None = 0.5
@@ -99,7 +105,8 @@ class TrainConfig:
     task_options: Any = None
 
     def __post_init__(self) -> None:
-        choices = {"precision": PRECISIONS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "optimizer": OPTIMIZERS}
+        choices = {"precision": PRECISIONS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "optimizer": OPTIMIZERS,
+                   "lr_horizon": LR_HORIZONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}.")
@@ -118,6 +125,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or null (off), got {value}.")
+        if self.lr_horizon == "time" and self.max_time_minutes is None:
+            raise ValueError("lr_horizon=time ends the schedule at max_time_minutes; set max_time_minutes too.")
 
     def as_dict(self) -> dict[str, Any]:
         """The config as nested plain values, as written to ``config.yaml`` and stored in checkpoints."""

@@ -6,6 +6,7 @@ import math
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Timer
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torchmetrics import MeanMetric
@@ -13,15 +14,19 @@ from torchmetrics import MeanMetric
 from ._task import Task
 
 
-def cosine_with_warmup(step: int, warmup_steps: float, total_steps: int) -> float:
-    r"""Learning-rate factor :math:`\tfrac12(1 + \cos(\pi t / T)) \min(1, t / t_w)` at step :math:`t`.
+def cosine_with_warmup(step: int, warmup_steps: float, total_steps: int, progress: float | None = None) -> float:
+    r"""Learning-rate factor :math:`\tfrac12(1 + \cos(\pi p)) \min(1, t / t_w)` at step :math:`t`.
+
+    The progress :math:`p` is :math:`t / T` unless given (e.g. the elapsed fraction of a time budget);
+    it is clipped to 1.
 
     Example:
-        >>> cosine_with_warmup(5, 10, 100), cosine_with_warmup(50, 10, 100)
-        (0.49692208514878444, 0.5)
+        >>> cosine_with_warmup(5, 10, 100), cosine_with_warmup(50, 10, 100), cosine_with_warmup(50, 10, 100, 1.2)
+        (0.49692208514878444, 0.5, 0.0)
     """
     warmup = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)) * warmup
+    progress = step / total_steps if progress is None else progress
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * warmup
 
 
 class TaskModule(pl.LightningModule):
@@ -90,10 +95,18 @@ class TaskModule(pl.LightningModule):
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs)
         warmup_steps = config.warmup_epochs * steps_per_epoch
+        progress = self._time_progress(total_steps) if config.lr_horizon == "time" else None
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_with_warmup(step, warmup_steps, total_steps)
+            optimizer, lambda step: cosine_with_warmup(step, warmup_steps, total_steps, progress and progress(step))
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _time_progress(self, total_steps: int):
+        """``step -> max(step / total_steps, elapsed training time / max_time)`` (the Lightning timer's time,
+        which a resumed run continues)."""
+        timer = next(callback for callback in self.trainer.callbacks if isinstance(callback, Timer))
+        budget = 60.0 * self.task.config.max_time_minutes
+        return lambda step: max(step / total_steps, timer.time_elapsed("train") / budget)
 
     def on_save_checkpoint(self, checkpoint: dict[str, object]) -> None:
         checkpoint["ponita_task"] = self.task.name

@@ -122,3 +122,41 @@ def run_md(
     dynamics.attach(record, interval=1)  # ASE also calls it before the first step
     dynamics.run(steps)
     return result
+
+
+def benchmark_md(model, atoms: Atoms, steps: int = 300, frames: int = 50, compile: bool = False,
+                 timestep: float = 0.5, temperature: float = 300.0) -> dict:
+    """Speed of a potential where users feel it: inference per frame and NVE molecular dynamics.
+
+    Runs on a copy of ``atoms`` with a fresh :class:`ponita.models.PonitaCalculator`: one first call
+    (with ``compile``, tracing and compiling happen here), ``frames`` timed energy-and-force calls on
+    slightly moved positions (median), then ``steps`` of velocity Verlet from ``temperature``, timed as a
+    whole (ASE's integrator and bookkeeping included, as in ``ponita md``).
+
+    Returns:
+        ``first_call_s``, ``inference_ms`` (median per frame), ``md_steps_per_s``, ``md_drift_eV`` (max
+        |E_tot(t) − E_tot(0)|), ``num_atoms``, ``steps``, ``compile``.
+    """
+    import time
+
+    from ponita.models import PonitaCalculator
+
+    atoms = atoms.copy()
+    atoms.calc = PonitaCalculator(model, compile=compile)
+    start = time.perf_counter()
+    atoms.get_forces()
+    first_call = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    origin, times = atoms.get_positions(), []
+    for _ in range(frames):
+        atoms.set_positions(origin + 0.01 * rng.standard_normal(origin.shape))
+        start = time.perf_counter()
+        atoms.get_forces()
+        times.append(time.perf_counter() - start)
+    atoms.set_positions(origin)
+    start = time.perf_counter()
+    result = run_md(atoms, steps, temperature, "nve", timestep)
+    seconds = time.perf_counter() - start
+    return {"num_atoms": len(atoms), "compile": compile, "first_call_s": first_call,
+            "inference_ms": 1e3 * float(np.median(times)), "md_steps_per_s": steps / seconds,
+            "md_drift_eV": result.max_drift, "steps": steps}

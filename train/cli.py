@@ -102,6 +102,27 @@ def _parser() -> argparse.ArgumentParser:
     md.add_argument("--out", default="traj.xyz", help="extxyz trajectory")
     md.set_defaults(handler=_md)
 
+    bench = commands.add_parser("bench", help="benchmarks of trained models")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    bench_md = benchmarks.add_parser(
+        "md", help="inference ms/frame and MD steps/s of a potential, eager and compiled",
+        description="Times a potential where users feel it: energy and forces of one structure (median ms per "
+        "frame) and NVE molecular dynamics with ASE (steps/s), eagerly and compiled (`ponita md --compile`).",
+    )
+    bench_md.add_argument("checkpoint", help="potential.pt written by `ponita train md17`")
+    bench_start = bench_md.add_mutually_exclusive_group(required=True)
+    bench_start.add_argument("--structure", help="any ASE-readable structure file")
+    bench_start.add_argument("--from-data", choices=RMD17_MOLECULES, metavar="MOLECULE", help="an rMD17 test frame")
+    bench_md.add_argument("--split", type=int, default=1, help="rMD17 split for --from-data")
+    bench_md.add_argument("--frame", type=int, default=0, help="test frame for --from-data")
+    bench_md.add_argument("--data-dir", help="folder with the rMD17 files for --from-data")
+    bench_md.add_argument("--steps", type=int, default=300, help="MD steps timed (default 300)")
+    bench_md.add_argument("--frames", type=int, default=50, help="single evaluations timed (default 50)")
+    bench_md.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    bench_md.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
+    bench_md.add_argument("--json", help="also write the results to this JSON file")
+    bench_md.set_defaults(handler=_bench_md)
+
     data = commands.add_parser("data", help="generate datasets")
     datasets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     nbody = datasets.add_parser(
@@ -232,9 +253,6 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _md(args: argparse.Namespace) -> int:
-    import ase
-
-    from ponita.datasets import load_rmd17
     from ponita.models import PonitaCalculator, load_potential
 
     from ._molecular_dynamics import run_md
@@ -248,6 +266,25 @@ def _md(args: argparse.Namespace) -> int:
     if out.is_dir() or not out.resolve().parent.is_dir():
         raise UsageError(f"--out {out} must be a file in an existing folder.")
     model = load_potential(args.checkpoint)
+    atoms = _md_structure(args, model)
+    atoms.calc = PonitaCalculator(model.double() if args.float64 else model, compile=args.compile)
+    try:
+        result = run_md(atoms, args.steps, args.temperature, args.ensemble, args.timestep, out,
+                        callback=_print_md_progress, callback_every=max(1, args.steps // 10))
+    except Exception:
+        out.unlink(missing_ok=True)  # no partial trajectory after an error (an interrupt keeps it)
+        raise
+    _print_drift(result, args.ensemble)
+    print(f"Trajectory: {out}")
+    return 0
+
+
+def _md_structure(args: argparse.Namespace, model: Any) -> Any:
+    """The structure of ``--structure`` or ``--from-data``, checked against the potential's elements."""
+    import ase
+
+    from ponita.datasets import load_rmd17
+
     if args.structure:
         atoms = _read_structure(args.structure)
     else:
@@ -261,15 +298,38 @@ def _md(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"the structure has element(s) {unknown} that the potential was not trained on ({sorted(known)}).")
     atoms.pbc = False
-    atoms.calc = PonitaCalculator(model.double() if args.float64 else model, compile=args.compile)
-    try:
-        result = run_md(atoms, args.steps, args.temperature, args.ensemble, args.timestep, out,
-                        callback=_print_md_progress, callback_every=max(1, args.steps // 10))
-    except Exception:
-        out.unlink(missing_ok=True)  # no partial trajectory after an error (an interrupt keeps it)
-        raise
-    _print_drift(result, args.ensemble)
-    print(f"Trajectory: {out}")
+    return atoms
+
+
+def _bench_md(args: argparse.Namespace) -> int:
+    import torch
+
+    from ponita.models import load_potential
+
+    from ._molecular_dynamics import benchmark_md
+
+    if args.steps < 1 or args.frames < 1 or (args.threads is not None and args.threads < 1):
+        raise UsageError(f"--steps, --frames and --threads must be ≥ 1; got {args.steps}, {args.frames}, {args.threads}.")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
+        raise UsageError(f"--json {args.json} must be a file in an existing folder.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_potential(args.checkpoint)
+    atoms = _md_structure(args, model)
+    print(f"{len(atoms)} atoms, {torch.get_num_threads()} thread(s), {args.steps} NVE steps of 0.5 fs")
+    print(f"{'mode':9s} {'first call s':>12s} {'inference ms':>13s} {'MD steps/s':>11s} {'drift eV':>9s}")
+    rows = []
+    for mode in args.modes:
+        row = benchmark_md(model, atoms, args.steps, args.frames, compile=mode == "compiled")
+        rows.append({"mode": mode, **row})
+        print(f"{mode:9s} {row['first_call_s']:12.1f} {row['inference_ms']:13.2f} {row['md_steps_per_s']:11.0f} "
+              f"{row['md_drift_eV']:9.2e}", flush=True)
+    if args.json:
+        record = {"checkpoint": str(args.checkpoint), "structure": args.structure or f"rMD17 {args.from_data} test "
+                  f"frame {args.frame}", "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
+                  "results": rows}
+        Path(args.json).write_text(json.dumps(record, indent=2))
+        print(f"Results written to {args.json}")
     return 0
 
 

@@ -98,6 +98,13 @@ CASES = [
     case("md-out-in-missing-folder", "md {ckpt} --structure {water_xyz} --out {tmp}/nofolder/traj.xyz",
          "{tmp}/nofolder/traj.xyz", ("{tmp}/nofolder",)),
     case("md-out-is-a-folder", "md {ckpt} --structure {water_xyz} --out {inputs}", "{inputs}"),
+    # ponita bench md: the same structure checks, and its own numbers and destination.
+    case("bench-md-missing-checkpoint", "bench md {inputs}/none.pt --structure {water_xyz}", "{inputs}/none.pt"),
+    case("bench-md-unknown-element", "bench md {ckpt} --structure {iron_xyz}", "[26]"),
+    case("bench-md-zero-steps", "bench md {ckpt} --structure {water_xyz} --steps 0", "--steps"),
+    case("bench-md-zero-frames", "bench md {ckpt} --structure {water_xyz} --frames 0", "--frames"),
+    case("bench-md-json-is-a-folder", "bench md {ckpt} --structure {water_xyz} --json {inputs}", "{inputs}"),
+    case("bench-md-unknown-mode", "bench md {ckpt} --structure {water_xyz} --modes fast", "fast", argparse=True),
     # ponita test: unreadable checkpoints.
     case("test-truncated-checkpoint", "test {truncated} --json {json}", "{truncated}", JSON),
     case("test-foreign-checkpoint", "test {foreign} --json {json}", "{foreign}", JSON),
@@ -170,6 +177,7 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(pl.Trainer, "fit", guard("training"))
     monkeypatch.setattr(molecular_dynamics, "run_md", guard("molecular dynamics"))
+    monkeypatch.setattr(molecular_dynamics, "benchmark_md", guard("benchmarking"))
     monkeypatch.setattr(run_module, "_test_record", guard("testing"))
 
 

@@ -80,6 +80,22 @@ def test_ponita_md_writes_a_trajectory_and_reports_the_drift(potential, tmp_path
     assert out.is_file() and "max |E_tot - E_tot(0)|" in capsys.readouterr().out
 
 
+def test_ponita_bench_md_times_eager_and_compiled_and_writes_json(potential, tmp_path, capsys, monkeypatch) -> None:
+    import ponita.models._calculator as calculator_module
+    from ponita.models import compile_energy_and_forces
+
+    monkeypatch.setattr(calculator_module, "compile_energy_and_forces",  # the trace without Inductor's codegen
+                        lambda energy, pos: compile_energy_and_forces(energy, pos, backend="aot_eager"))
+    out = tmp_path / "bench.json"
+    command = ["bench", "md", str(potential), "--from-data", "ethanol", "--steps", "5", "--frames", "2", "--json", str(out)]
+    assert main(command) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [row["mode"] for row in rows] == ["eager", "compiled"]
+    assert all(row["md_steps_per_s"] > 0 and row["inference_ms"] > 0 and row["num_atoms"] == 9 for row in rows)
+    assert rows[0]["md_drift_eV"] == pytest.approx(rows[1]["md_drift_eV"], rel=1e-3, abs=1e-6)  # same dynamics
+    assert "MD steps/s" in capsys.readouterr().out
+
+
 def test_ponita_train_runs_end_to_end_and_rejects_bad_overrides(tmp_path, capsys) -> None:
     output = tmp_path / "run"
     tiny = ["hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "max_epochs=1", "num_val=996",

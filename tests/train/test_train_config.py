@@ -113,3 +113,34 @@ def test_invalid_values_are_errors_before_any_work(override: str, message: str) 
 def test_model_section_is_a_valid_ponita_config() -> None:
     config = load_config("md17", "paper")
     PonitaConfig(input_dim=3, output_dim=1, task_level="node", **config.model)
+
+
+def test_time_horizon_needs_a_time_budget() -> None:
+    with pytest.raises(ValueError, match="lr_horizon=time ends the schedule at max_time_minutes"):
+        load_config("md17", "paper", overrides=["lr_horizon=time", "max_time_minutes=null"])
+    with pytest.raises(ValueError, match="Unknown lr_horizon 'steps'"):
+        load_config("md17", "quick", overrides=["lr_horizon=steps"])
+    assert load_config("md17", "quick", overrides=["lr_horizon=time"]).lr_horizon == "time"
+
+
+def test_time_horizon_anneals_with_the_elapsed_fraction_of_the_budget_or_the_steps_if_sooner() -> None:
+    from types import SimpleNamespace
+
+    from pytorch_lightning.callbacks import Timer
+
+    from ponita.train import TaskModule
+    from ponita.train._lightning_module import cosine_with_warmup
+
+    elapsed = {"seconds": 0.0}
+    timer = Timer(duration={"minutes": 10})
+    timer.time_elapsed = lambda stage="train": elapsed["seconds"]
+    module = SimpleNamespace(trainer=SimpleNamespace(callbacks=[timer]),
+                             task=SimpleNamespace(config=SimpleNamespace(max_time_minutes=10.0)))
+    progress = TaskModule._time_progress(module, total_steps=1000)
+    elapsed["seconds"] = 300.0  # half the budget, few steps: time decides
+    assert progress(10) == pytest.approx(0.5)
+    assert cosine_with_warmup(10, 0, 1000, progress(10)) == pytest.approx(0.5)
+    elapsed["seconds"] = 60.0  # most steps done early: the step count decides
+    assert progress(900) == pytest.approx(0.9)
+    elapsed["seconds"] = 700.0  # over the budget: annealed
+    assert cosine_with_warmup(10, 0, 1000, progress(10)) == 0.0
