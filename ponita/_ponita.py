@@ -247,7 +247,7 @@ class Ponita(nn.Module):
         for index, layer in enumerate(self.layers):
             h = layer(h, kernel_inputs, calibrate=calibrate)
             if self.config.multiple_readouts or index == len(self.layers) - 1:
-                readouts.append(self.readouts[len(readouts)](h))  # [M, (O,) R]
+                readouts.append(self._readout(len(readouts), h))  # [M, (O,) R]
         f = torch.stack(readouts).mean(dim=0)  # [M, (O,) R]
         scalar, vector = space.readout(f, self.config.output_dim, points, inputs.pos.shape[0])  # [N, S], [N, V, n]
 
@@ -256,6 +256,16 @@ class Ponita(nn.Module):
             scalar = scatter_sum(scalar, inputs.batch, num_graphs)  # [G, S]
             vector = scatter_sum(vector, inputs.batch, num_graphs)  # [G, V, n]
         return scalar, vector
+
+    def _readout(self, index: int, h: Tensor) -> Tensor:
+        """Readout ``index`` of features ``h`` in the model's dtype, also under autocast.
+
+        Outputs such as energies are sums of many per-point values: rounded to bf16 (3 significant
+        digits) they would lose what the features resolve, so the readouts always run in full precision.
+        """
+        readout = self.readouts[index]
+        with torch.autocast(h.device.type, enabled=False):
+            return readout(h.to(readout.weight.dtype))
 
     def _inputs(self, data: Data) -> "_Inputs":
         """The input, checked once and cast to the model's dtype; builds the graph when none is given.

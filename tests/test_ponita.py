@@ -424,3 +424,17 @@ def test_ponita_rejects_missing_or_invalid_frames(space: str, key: str, value, m
     data[key] = value
     with pytest.raises(ValueError, match=message):
         model(data)
+
+
+def test_readouts_run_in_full_precision_under_bf16_autocast() -> None:
+    """Energies are sums of per-atom readouts; rounded to bf16 they would lose ~0.4 % of every term."""
+    torch.manual_seed(0)
+    model = Ponita(input_dim=1, hidden_dim=16, num_layers=2, num_ori=6, task_level="graph")
+    data = Data(pos=torch.randn(12, 3), x=torch.ones(12, 1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scalar, _ = model(data)
+    assert scalar.dtype == torch.float32
+    readout = model.readouts[-1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = readout(torch.randn(4, 16))
+    assert rounded.dtype == torch.bfloat16  # what the readout would give without the guard
