@@ -14,8 +14,9 @@ $python benchmarks/edm_test_nll.py "$checkpoint" --npz "$npz" --device cuda --js
 for run in "ancestral 1000" "ancestral 500" "ancestral 250" "ancestral 100" "ancestral 50" \
            "ddim 1000" "ddim 250" "ddim 100" "ddim 50" "ddim 25"; do
     set -- $run
+    image=(); [ "$1 $2" = "ancestral 1000" ] && image=(--image "$out/samples_ancestral_1000.png")
     ponita sample "$checkpoint" -n "$num" --batch-size "$num" --seed 0 --sampler "$1" --steps "$2" --device cuda \
-        -o "$work/$1_$2.xyz" --metrics > "$work/$1_$2.log" 2>&1 || tail -3 "$work/$1_$2.log"
+        -o "$work/$1_$2.xyz" --metrics "${image[@]}" > "$work/$1_$2.log" 2>&1 || tail -3 "$work/$1_$2.log"
 done
 $python - "$work" "$out/edm_eval.json" <<'PY'
 import json, pathlib, sys

@@ -283,7 +283,7 @@ def test_bad_input_fails_with_one_line_and_no_output(
 
 def test_the_cases_cover_every_command() -> None:
     commands = {param.values[0].argv[0] for param in CASES}
-    assert commands == {"md", "test", "train", "demo"} and len(CASES) >= 24
+    assert commands == {"md", "bench", "test", "train", "demo"} and len(CASES) >= 24
 
 
 def test_the_bundled_data_has_only_ethanol_split_1() -> None:
