@@ -85,13 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(handler=_test)
 
     md = commands.add_parser("md", help="molecular dynamics with ASE and a potential")
-    md.add_argument("checkpoint", help="potential.pt written by `ponita train md17`")
-    start = md.add_mutually_exclusive_group(required=True)
-    start.add_argument("--structure", help="any ASE-readable structure file")
-    start.add_argument("--from-data", choices=RMD17_MOLECULES, metavar="MOLECULE", help="start from an rMD17 frame")
-    md.add_argument("--split", type=int, default=1, help="rMD17 split for --from-data")
-    md.add_argument("--frame", type=int, default=0, help="test frame for --from-data")
-    md.add_argument("--data-dir", help="folder with the rMD17 files for --from-data")
+    _add_structure_arguments(md)
     md.add_argument("--steps", type=int, default=1000)
     md.add_argument("--temperature", type=float, default=300.0, help="K")
     md.add_argument("--ensemble", choices=("nve", "langevin"), default="nve")
@@ -109,13 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Times a potential where users feel it: energy and forces of one structure (median ms per "
         "frame) and NVE molecular dynamics with ASE (steps/s), eagerly and compiled (`ponita md --compile`).",
     )
-    bench_md.add_argument("checkpoint", help="potential.pt written by `ponita train md17`")
-    bench_start = bench_md.add_mutually_exclusive_group(required=True)
-    bench_start.add_argument("--structure", help="any ASE-readable structure file")
-    bench_start.add_argument("--from-data", choices=RMD17_MOLECULES, metavar="MOLECULE", help="an rMD17 test frame")
-    bench_md.add_argument("--split", type=int, default=1, help="rMD17 split for --from-data")
-    bench_md.add_argument("--frame", type=int, default=0, help="test frame for --from-data")
-    bench_md.add_argument("--data-dir", help="folder with the rMD17 files for --from-data")
+    _add_structure_arguments(bench_md)
     bench_md.add_argument("--steps", type=int, default=300, help="MD steps timed (default 300)")
     bench_md.add_argument("--frames", type=int, default=50, help="single evaluations timed (default 50)")
     bench_md.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -277,6 +265,17 @@ def _md(args: argparse.Namespace) -> int:
     _print_drift(result, args.ensemble)
     print(f"Trajectory: {out}")
     return 0
+
+
+def _add_structure_arguments(parser: argparse.ArgumentParser) -> None:
+    """The potential and the structure of ``ponita md`` and ``ponita bench md`` (read by :func:`_md_structure`)."""
+    parser.add_argument("checkpoint", help="potential.pt written by `ponita train md17`")
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument("--structure", help="any ASE-readable structure file")
+    start.add_argument("--from-data", choices=RMD17_MOLECULES, metavar="MOLECULE", help="start from an rMD17 test frame")
+    parser.add_argument("--split", type=int, default=1, help="rMD17 split for --from-data")
+    parser.add_argument("--frame", type=int, default=0, help="test frame for --from-data")
+    parser.add_argument("--data-dir", help="folder with the rMD17 files for --from-data")
 
 
 def _md_structure(args: argparse.Namespace, model: Any) -> Any:
