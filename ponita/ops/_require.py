@@ -12,7 +12,9 @@ def require(condition: Tensor, message: str, detail: Callable[[], str] | None = 
     The check is ``torch._assert_async``: on the CPU it runs at once and a failure becomes
     ``ValueError(detail() if detail else message)`` (``detail`` may read tensors to name the culprit;
     it runs only on failure). On CUDA the assertion runs on the device and never stalls the host;
-    a failure surfaces at the next synchronising call as a ``RuntimeError`` carrying ``message``. Under
+    a failure surfaces at the next synchronising call as a ``RuntimeError`` carrying ``message`` and,
+    like PyTorch's own device-side index checks, leaves the CUDA context unusable for the process (check
+    suspicious input on the CPU first when that matters). Under
     ``torch.compile`` it is captured into the graph (no graph break) and fails with ``RuntimeError``.
 
     Args:
