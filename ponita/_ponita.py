@@ -285,14 +285,14 @@ class Ponita(nn.Module):
             raise ValueError("The input graph is empty (data.pos has 0 nodes); give at least one node.")
         require(torch.isfinite(pos).all(), "data.pos contains NaN or inf; clean the coordinates before calling the model.")
         dtype = self.embedding.weight.dtype
-        x = _field(data, "x", config.input_dim, (num_nodes, config.input_dim), dtype, pos,
+        x = _field(data, "x", (num_nodes, config.input_dim), dtype, pos,
                    f"data.x must have shape [N, input_dim] = [{num_nodes}, {config.input_dim}]")
-        vec = _field(data, "vec", config.input_dim_vec, (num_nodes, config.input_dim_vec, dim), dtype, pos,
+        vec = _field(data, "vec", (num_nodes, config.input_dim_vec, dim), dtype, pos,
                      f"data.vec must have shape [N, input_dim_vec, {dim}] = [{num_nodes}, {config.input_dim_vec}, "
                      f"{dim}]", f"; the last dimension is the spatial dimension of space {config.space!r}")
         condition = None
         if config.kernel_condition_dim > 0:
-            condition = _field(data, "kernel_condition", 1, (num_nodes, config.kernel_condition_dim), dtype, pos,
+            condition = _field(data, "kernel_condition", (num_nodes, config.kernel_condition_dim), dtype, pos,
                                f"data.kernel_condition must have shape [{num_nodes}, {config.kernel_condition_dim}]")
         batch = getattr(data, "batch", None)
         if batch is not None and batch.shape != (num_nodes,):
@@ -369,10 +369,9 @@ class _Inputs(NamedTuple):
     edge_index: Tensor  # [2, E]
 
 
-def _field(data: Data, name: str, size: int, shape: tuple, dtype: torch.dtype, pos: Tensor, what: str,
-           hint: str = "") -> Tensor:
-    """``data.<name>`` checked to have ``shape`` and finite values, in ``dtype``; zeros if ``size`` is 0."""
-    if size == 0:
+def _field(data: Data, name: str, shape: tuple, dtype: torch.dtype, pos: Tensor, what: str, hint: str = "") -> Tensor:
+    """``data.<name>`` checked to have ``shape`` and finite values, in ``dtype``; zeros if ``shape[1]`` is 0."""
+    if shape[1] == 0:
         return pos.new_zeros(shape, dtype=dtype)
     value = getattr(data, name, None)
     if value is None or value.shape != shape:
