@@ -28,7 +28,9 @@ class PonitaCalculator(Calculator):
             (:func:`ponita.models.compile_energy_and_forces`) on the first call, and again whenever the
             atoms' number or species change. The first call then takes a while (≈ 1 min on a 2-core
             CPU); later ones run 2–3× faster. Same results up to float round-off; the weights are frozen
-            at the first call.
+            at the first call. A potential with a radius is traced on the fully connected graph, where
+            its window zeroes the pairs beyond the cutoff (:meth:`ponita.Ponita.static_edges`); a lifted
+            space with a radius cannot be compiled (ValueError).
 
     Example:
         >>> from ase.build import molecule
@@ -86,6 +88,14 @@ class PonitaCalculator(Calculator):
         pos = data.pos.to(self.model.network.embedding.weight.dtype)  # [N, 3]
         if self._compiled is None or self._compiled[0] != numbers:
             z = data.z  # [N]; the trace runs the eager checks (e.g. unknown elements) once
-            function = compile_energy_and_forces(lambda p: self.model.energy(Data(z=z, pos=p), p), pos)
+            edges = self.model.network.static_edges(len(numbers))  # a graph that cannot go stale
+            if edges is None:
+                raise ValueError(
+                    "compile=True needs a graph that does not depend on the positions, but this potential's lifted "
+                    f"space builds its points from a {self.model.network.config.radius} Å radius graph; use compile=False."
+                )
+            function = compile_energy_and_forces(
+                lambda p: self.model.energy(Data(z=z, pos=p, edge_index=edges), p), pos
+            )
             self._compiled = (numbers, function)
         return self._compiled[1](pos)

@@ -26,8 +26,8 @@ def compile_energy_and_forces(
     The result is specialised to what the trace saw, which suits molecular dynamics and repeated
     inference of one system: the number of atoms, their species and the graph built from them are
     fixed, and so are the weights (for inference of a trained model; a model trained further needs a
-    new trace). Anything data-dependent in ``energy`` (e.g. a radius graph) is frozen at the trace, so
-    use it with fully connected graphs or with edges that cannot change.
+    new trace). Steps whose output size depends on the values (e.g. building a radius graph) cannot be
+    traced: give ``energy`` a fixed graph instead (:meth:`ponita.Ponita.static_edges`).
 
     Args:
         energy: energies ``[G]`` of the atoms at positions ``pos``; called once, on ``example_pos``.

@@ -199,7 +199,7 @@ class EDM(NetworkModel):
 
     def _noise_error(self, x: Tensor, h: Tensor, gamma: Tensor, t: Tensor, batch: Tensor,
                      generator: torch.Generator | None) -> Tensor:
-        """:math:`\lVert \epsilon - \hat\epsilon \rVert^2` per atom ``[N]`` at a noisy state with noise level ``gamma``."""
+        r""":math:`\lVert \epsilon - \hat\epsilon \rVert^2` per atom ``[N]`` at a noisy state with noise level ``gamma``."""
         alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
         eps_x, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
         predicted_x, predicted_h = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch)

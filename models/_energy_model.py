@@ -216,6 +216,8 @@ class PonitaPotential(NetworkModel):
         elements = torch.arange(len(self.atomic_numbers), device=z.device)  # [T]
         one_hot = index[:, None] == elements  # [N, T]; F.one_hot would read the indices on the host
         inputs = Data(pos=data.pos if pos is None else pos, x=one_hot.to(self.network.embedding.weight.dtype))
+        if getattr(data, "edge_index", None) is not None:
+            inputs.edge_index = data.edge_index  # a given graph (see Ponita.static_edges); else the network's own
         if getattr(data, "batch", None) is not None:
             inputs.batch = data.batch
             if getattr(data, "ptr", None) is not None:

@@ -214,6 +214,30 @@ class Ponita(nn.Module):
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         return self._forward(data, calibrate=False)
 
+    def static_edges(self, num_nodes: int) -> Tensor | None:
+        r"""Edges of one graph of ``num_nodes`` nodes that give this network's output for *any* positions.
+
+        The fully connected graph (with self-loops if the config has them): without a radius it is the
+        graph the network builds itself; with a radius, the smooth window is exactly zero beyond the
+        cutoff, so the extra pairs add nothing and the output equals that of the radius graph (up to
+        float round-off). Pass it as ``data.edge_index`` where the graph must not depend on the
+        positions, e.g. to trace the forward pass for :func:`ponita.models.compile_energy_and_forces`.
+        ``None`` for a lifted space with a radius, whose points are made from the edges.
+
+        Shapes:
+            → ``[2, N²]`` (``[2, N(N − 1)]`` without self-loops), or ``None``
+
+        Example:
+            >>> model = Ponita(input_dim=1, hidden_dim=8, num_layers=1, num_ori=4, radius=2.0)
+            >>> data = Data(pos=torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [5.0, 0, 0]]), x=torch.ones(3, 1))
+            >>> fixed = Data(pos=data.pos, x=data.x, edge_index=model.static_edges(3))
+            >>> torch.allclose(model(data)[0], model(fixed)[0], atol=1e-6)
+            True
+        """
+        if self.config.radius is not None and self.space.points_from_edges:
+            return None
+        return fully_connected_single(num_nodes, self.config.self_loops, self.embedding.weight.device)
+
     @torch.no_grad()
     def calibrate(self, data: Data) -> None:
         """Rescales every layer's kernel weights so its output keeps the scale of its input.

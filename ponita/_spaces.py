@@ -79,6 +79,8 @@ class Space(nn.Module):
         has_vectors: vector inputs and outputs are possible.
         frame_field: the per-node input frame the space reads, ``"ori"`` ``[N, n]`` or ``"rot"``
             ``[N, n, n]``, or ``None``.
+        points_from_edges: the points convolved over are made from the edges (lifted spaces), so
+            adding edges changes the function even where the radius window is zero.
 
     Instance attributes: ``dim`` (n), ``num_ori`` (grid size; 1 for point clouds),
     ``num_invariants`` (spatial attributes per edge), ``num_fibre_invariants`` (attributes per pair of
@@ -89,6 +91,7 @@ class Space(nn.Module):
     is_fibre_bundle: ClassVar[bool] = False
     has_vectors: ClassVar[bool] = True
     frame_field: ClassVar[str | None] = None
+    points_from_edges: ClassVar[bool] = False
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -180,6 +183,7 @@ class LiftedSpace(OrientedPointCloud):
     """
 
     frame_field = None
+    points_from_edges = True
 
     def check(self, pos: Tensor, frames: Tensor | None, edge_index: Tensor) -> None:
         check_liftable(pos, edge_index)

@@ -126,6 +126,22 @@ def test_ponita_with_radius_graph_is_equivariant(space: str) -> None:
     _check_equivariance(model, data, space)
 
 
+@pytest.mark.parametrize("space", ["R2", "R3xS2", "SE3", "R3xS2-points", "R2xS1-lifted"])
+@pytest.mark.parametrize("radius", [None, 1.5])
+def test_static_edges_give_the_network_its_own_function(space: str, radius: float | None) -> None:
+    model = _model(space, radius=radius)
+    data = _data(space, num_nodes=8)  # standard normal positions: some pairs lie beyond 1.5
+    edges = model.static_edges(8)
+    if radius is not None and space.endswith("-lifted"):
+        assert edges is None  # lifted points come from the edges: the extra pairs would change the function
+        return
+    assert edges.shape == (2, 64)
+    given = data.clone()
+    given.edge_index = edges
+    for own, fixed in zip(model(data), model(given)):
+        assert torch.allclose(own, fixed, atol=1e-12)
+
+
 @pytest.mark.parametrize("space", ["R3", "R3xS2", "R2xS1-lifted", "SE3"])
 def test_ponita_with_given_edge_index_is_equivariant_and_uses_it(space: str) -> None:
     model = _model(space)

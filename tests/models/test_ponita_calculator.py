@@ -109,3 +109,25 @@ def test_compiled_calculator_rejects_unknown_elements_like_the_eager_one(traced_
     atoms.calc = PonitaCalculator(tiny_potential().double(), compile=True)
     with pytest.raises(ValueError, match=r"element\(s\) \[7\]"):
         atoms.get_forces()
+
+
+def test_compiled_calculator_with_a_radius_follows_pairs_across_the_cutoff(traced_without_codegen) -> None:
+    energies = {1: -600_000.0, 6: -200_000.0, 8: -100_000.0}
+    model = PonitaPotential([1, 6, 8], energies, 1000.0, hidden_dim=8, num_layers=2, num_ori=4, radius=2.0).double()
+    eager, compiled = ethanol(), ethanol()
+    eager.calc, compiled.calc = PonitaCalculator(model), PonitaCalculator(model, compile=True)
+    for stretch in (1.0, 1.3, 0.8):  # pairs leave and enter the 2 Å radius graph the eager model builds
+        for atoms in (eager, compiled):
+            atoms.positions = ethanol().positions * stretch
+        assert compiled.get_potential_energy() == pytest.approx(eager.get_potential_energy(), rel=1e-12)
+        assert np.allclose(compiled.get_forces(), eager.get_forces(), atol=1e-10)
+    assert traced_without_codegen == [9]
+
+
+def test_compiled_calculator_refuses_a_lifted_space_with_a_radius(traced_without_codegen) -> None:
+    energies = {1: 0.0, 6: 0.0, 8: 0.0}
+    model = PonitaPotential([1, 6, 8], energies, 1.0, space="R3xS2-lifted", hidden_dim=8, num_layers=1, radius=2.0)
+    atoms = ethanol()
+    atoms.calc = PonitaCalculator(model.double(), compile=True)
+    with pytest.raises(ValueError, match="compile=False"):
+        atoms.get_forces()
