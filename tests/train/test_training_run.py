@@ -105,3 +105,18 @@ def test_training_runs_in_other_precisions(frames: list[Data], tmp_path, precisi
     result = fit(tiny_task(tmp_path, "max_epochs=1", f"precision={precision}"), frames[:4], frames[4:6], frames[6:8])
     assert load_potential(result.model).network.embedding.weight.dtype == dtype
     assert result.test_metrics["forces_mae_meV_per_A"] > 0
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_gradient_clipping_bounds_the_update(frames: list[Data], tmp_path, precision: str) -> None:
+    def weights_after_one_epoch(name: str, lr: str, clip: str) -> torch.Tensor:
+        task = tiny_task(tmp_path / name, "max_epochs=1", f"lr={lr}", f"gradient_clip={clip}", f"precision={precision}",
+                         "ema_decay=0.0")  # the saved (EMA) weights are the trained ones
+        result = fit(task, frames[:4], frames[4:6])
+        return torch.cat([p.detach().flatten() for p in load_potential(result.model).parameters()])
+
+    start = weights_after_one_epoch("start", "1e-12", "null")  # calibrated, (almost) untrained
+    free = weights_after_one_epoch("free", "1e-2", "null")
+    clipped = weights_after_one_epoch("clipped", "1e-2", "1e-12")  # gradients far below Adam's eps: tiny steps
+    assert (free - start).abs().max() > 1e-3
+    assert (clipped - start).abs().max() < 1e-4
