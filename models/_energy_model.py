@@ -140,6 +140,17 @@ class PonitaPotential(NetworkModel):
         )  # [T]
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))  # []
 
+    @torch.no_grad()
+    def shift_reference_energies_(self, shift: dict[int, float]) -> None:
+        """Adds ``shift[z]`` (meV) to the reference energy :math:`E_0[z]` of each given element, in the
+        buffer and in ``config`` (so a saved and reloaded model keeps it). Forces do not change."""
+        unknown = sorted(set(shift) - set(self.config.atomic_numbers))
+        if unknown:
+            raise ValueError(f"Cannot shift the reference energies of {unknown}: the model knows {self.config.atomic_numbers}.")
+        for z, delta in shift.items():
+            self.config.reference_energies[z] += float(delta)
+            self.reference_energies[self.config.atomic_numbers.index(z)] += float(delta)
+
     @staticmethod
     def _check_arguments(
         atomic_numbers: list[int],

@@ -151,6 +151,11 @@ def fit(
     last = Path(last_checkpoint.best_model_path)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
     model_path = export_model(best, output / task.model_file)
+    exported = read_checkpoint(model_path)
+    model = exported.build(module.device)
+    finalized = task.finalize(model, train_data)
+    if finalized is not None:
+        save_model(model, model_path, task=exported.task, **exported.metadata, finalized=finalized)
     metrics_csv = Path(loggers[0].log_dir) / "metrics.csv"
     curve = (
         plot_learning_curve(metrics_csv.parent, output / "learning_curve.png", task.metrics)

@@ -118,6 +118,12 @@ class Task:
         """Test metrics of ``model`` (in eval mode, on its device) on ``data``; JSON-like, written to ``test.json``."""
         raise NotImplementedError
 
+    def finalize(self, model: nn.Module, train: Sequence[Data]) -> dict[str, Any] | None:
+        """A last step on the trained (exported, EMA) model before it is saved for good and tested, e.g.
+        refitting constants that the loss barely constrains. Changes ``model`` in place and returns what
+        it did (stored in the model file's metadata as ``finalized``), or ``None`` for nothing (the default)."""
+        return None
+
     def mean_errors(self, model: nn.Module, data: Sequence[Data]) -> dict[str, float]:
         """The mean of :meth:`validation_errors` over all of ``data`` (float64), for each metric.
 

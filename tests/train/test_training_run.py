@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from ponita.datasets import load_rmd17
 from ponita.models import load_potential, read_checkpoint
@@ -120,3 +120,21 @@ def test_gradient_clipping_bounds_the_update(frames: list[Data], tmp_path, preci
     clipped = weights_after_one_epoch("clipped", "1e-2", "1e-12")  # gradients far below Adam's eps: tiny steps
     assert (free - start).abs().max() > 1e-3
     assert (clipped - start).abs().max() < 1e-4
+
+
+def test_potential_reference_energies_are_refit_after_training(frames: list[Data], tmp_path) -> None:
+    task = tiny_task(tmp_path / "run", "max_epochs=2")
+    result = fit(task, frames[:8], frames[8:10])
+    saved = read_checkpoint(result.model)
+    note = saved.metadata["finalized"]
+    model = load_potential(result.model)
+    batch = Batch.from_data_list(frames[:8])
+    energy, forces = model(batch)
+    residual = batch.energy - energy.detach().double()  # [8]
+    assert abs(float(residual.mean())) < 1e-6 * float(batch.energy.abs().mean())  # the offset is gone
+    assert abs(note["mean_train_energy_residual_meV"]) > 1.0  # ... and there was one to remove
+    unshifted = load_potential(result.model)
+    unshifted.shift_reference_energies_({z: -delta for z, delta in note["reference_energy_shift_meV"].items()})
+    assert torch.equal(unshifted(batch)[1], forces)  # forces do not change
+    with pytest.raises(ValueError, match=r"\[7\]"):
+        model.shift_reference_energies_({7: 1.0})
