@@ -77,7 +77,7 @@ def test_a_file_of_another_task_is_an_error(tmp_path) -> None:
 
 
 def test_unknown_preset_and_task_name_the_choices() -> None:
-    with pytest.raises(ValueError, match="Unknown preset 'fast' of task 'md17'; choose one of paper, quick"):
+    with pytest.raises(ValueError, match="Unknown preset 'fast' of task 'md17'; choose one of md, paper, quick, quick-large"):
         load_config("md17", "fast")
     with pytest.raises(ValueError, match="Unknown task 'md18'; choose one of .*md17"):
         load_config("md18")
