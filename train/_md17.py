@@ -145,7 +145,7 @@ class MD17Task(Task):
         }
 
     def finalize(self, model: nn.Module, train: Sequence[Data]) -> dict[str, Any]:
-        """Refits the reference energies to the trained model's residuals on the training frames.
+        r"""Refits the reference energies to the trained model's residuals on the training frames.
 
         With the paper's loss the energy term weighs 1/500 of the force term, and forces do not see a
         constant: the trained model's energies drift by a near-constant offset (aspirin after 10 minutes:

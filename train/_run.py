@@ -165,7 +165,6 @@ def fit(
     )
     test_metrics, test_json = None, None
     if test_data is not None:
-        model = read_checkpoint(model_path).build(module.device)
         tested_on = test_protocol if test_protocol is not None else task.test_protocol()
         test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path, output)
         test_json = output / "test.json"
