@@ -10,6 +10,7 @@ outputs per node or per graph.
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -214,18 +215,20 @@ class Ponita(nn.Module):
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         return self._forward(data, calibrate=False)
 
-    def static_edges(self, num_nodes: int) -> Tensor | None:
-        r"""Edges of one graph of ``num_nodes`` nodes that give this network's output for *any* positions.
+    def static_edges(self, num_nodes: int | Sequence[int]) -> Tensor | None:
+        r"""Edges that give this network's output for *any* positions: of one graph of ``num_nodes`` nodes,
+        or of a batch of graphs of these sizes (nodes numbered consecutively, as in a ``Batch``).
 
         The fully connected graph (with self-loops if the config has them): without a radius it is the
         graph the network builds itself; with a radius, the smooth window is exactly zero beyond the
         cutoff, so the extra pairs add nothing and the output equals that of the radius graph (up to
         float round-off). Pass it as ``data.edge_index`` where the graph must not depend on the
-        positions, e.g. to trace the forward pass for :func:`ponita.models.compile_energy_and_forces`.
-        ``None`` for a lifted space with a radius, whose points are made from the edges.
+        positions, e.g. to trace the forward pass for :func:`ponita.models.compile_energy_and_forces`
+        or a training step (``compile_step``). ``None`` for a lifted space with a radius, whose points
+        are made from the edges.
 
         Shapes:
-            → ``[2, N²]`` (``[2, N(N − 1)]`` without self-loops), or ``None``
+            → ``[2, Σ N²]`` (``[2, Σ N(N − 1)]`` without self-loops), or ``None``
 
         Example:
             >>> model = Ponita(input_dim=1, hidden_dim=8, num_layers=1, num_ori=4, radius=2.0)
@@ -233,10 +236,19 @@ class Ponita(nn.Module):
             >>> fixed = Data(pos=data.pos, x=data.x, edge_index=model.static_edges(3))
             >>> torch.allclose(model(data)[0], model(fixed)[0], atol=1e-6)
             True
+            >>> model.static_edges([2, 1]).tolist()  # graphs {0, 1} and {2}, with self-loops: [senders, receivers]
+            [[0, 1, 0, 1, 2], [0, 0, 1, 1, 2]]
         """
         if self.config.radius is not None and self.space.points_from_edges:
             return None
-        return fully_connected_single(num_nodes, self.config.self_loops, self.embedding.weight.device)
+        device = self.embedding.weight.device
+        if isinstance(num_nodes, int):
+            return fully_connected_single(num_nodes, self.config.self_loops, device)
+        edges, offset = [], 0
+        for size in num_nodes:
+            edges.append(fully_connected_single(size, self.config.self_loops, device) + offset)  # [2, E_g]
+            offset += size
+        return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long, device=device)
 
     @torch.no_grad()
     def calibrate(self, data: Data) -> None:

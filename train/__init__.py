@@ -5,6 +5,7 @@ its data, statistics, model, loss, metrics and test; :func:`train` / :func:`fit`
 :class:`TrainConfig` objects loaded from per-task YAML presets (:func:`load_config`).
 """
 
+from ._compiled_step import CompiledLoss
 from ._config import TrainConfig, config_fields, load_config, preset_names, save_config
 from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
 from ._edm import EDMOptions, EDMTask, sample_molecules
@@ -19,6 +20,7 @@ from ._run import RunResult, export_model, fit, resume_config, task_from_checkpo
 from ._task import Task, register_task, task_class, tasks
 
 __all__ = [
+    "CompiledLoss",
     "EDMOptions",
     "EDMTask",
     "ENSEMBLES",

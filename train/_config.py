@@ -61,6 +61,10 @@ class TrainConfig:
         early_stopping_patience: stop after this many validations without a better monitored metric.
         ema_decay: decay of the weight EMA used for validation, testing and the exported model.
         gradient_clip: gradient-norm clipping value (``None``: off).
+        compile_step: trace each training step (loss, forces, gradients) into one graph and compile it
+            with Inductor (:class:`ponita.train.CompiledLoss`); for tasks whose batches keep one structure
+            (e.g. one molecule), on one process. The first step compiles (30–80 s on a 2-core CPU), later
+            ones run 1.5–2× faster; same gradients up to float round-off.
         precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``.
         accelerator: Lightning accelerator.
         devices: devices per node.
@@ -89,6 +93,7 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     ema_decay: float = 0.99
     gradient_clip: float | None = 0.5
+    compile_step: bool = False
     # Hardware.
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -125,6 +130,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or null (off), got {value}.")
+        if self.compile_step and (self.devices != 1 or self.num_nodes != 1):
+            raise ValueError("compile_step runs on one process; set devices=1 and num_nodes=1, or compile_step=false.")
         if self.lr_horizon == "time" and self.max_time_minutes is None:
             raise ValueError("lr_horizon=time ends the schedule at max_time_minutes; set max_time_minutes too.")
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torchmetrics import MeanMetric
 
+from ._compiled_step import CompiledLoss
 from ._task import Task
 
 
@@ -34,7 +35,8 @@ class TaskModule(pl.LightningModule):
 
     Training minimises ``task.loss(model, batch)``; validation, the checkpointed ``ema`` weights and the
     exported model use ``self.ema``, updated after every optimiser step as
-    ``ema ← decay · ema + (1 − decay) · model`` (buffers are copied). Before the first step the model is
+    ``ema ← decay · ema + (1 − decay) · model`` (buffers are copied). With ``compile_step`` the loss and its
+    gradients come from a compiled graph (:class:`CompiledLoss`) of the task's :meth:`~Task.static_batch`. Before the first step the model is
     calibrated once on the first training batch (:meth:`on_train_start`); a resumed run is already
     calibrated and skips this. Validation metrics are the means of ``task.validation_errors`` over all
     elements of the validation set, pooled over processes.
@@ -55,6 +57,7 @@ class TaskModule(pl.LightningModule):
         self.model = model
         self.ema = copy.deepcopy(model).requires_grad_(False)
         self.val_metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in task.metrics})
+        self.compiled_loss = CompiledLoss(task.loss) if task.config.compile_step else None
 
     def on_train_start(self) -> None:
         if not self.model.calibrated:
@@ -63,7 +66,10 @@ class TaskModule(pl.LightningModule):
             self.ema.load_state_dict(self.model.state_dict())
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss = self.task.loss(self.model, batch)
+        if self.compiled_loss is not None:
+            loss = self.compiled_loss(self.model, self.task.static_batch(self.model, batch))
+        else:
+            loss = self.task.loss(self.model, batch)
         self.log("train/loss", loss, batch_size=batch.num_graphs, on_step=False, on_epoch=True, sync_dist=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=batch.num_graphs, on_step=False, on_epoch=True)
         return loss

@@ -133,6 +133,16 @@ class MD17Task(Task):
         energies = statistics["reference_energies"]
         return PonitaPotential(sorted(energies), energies, statistics["force_rms"], **self.config.model)
 
+    def static_batch(self, model: nn.Module, batch: Batch) -> Batch | None:
+        """``batch`` with the fully connected graph of each molecule (:meth:`ponita.Ponita.static_edges`),
+        which gives the same energies and forces as the network's radius graph."""
+        edges = model.network.static_edges(batch.ptr.diff().tolist())
+        if edges is None:
+            return None
+        batch = batch.clone()
+        batch.edge_index = edges  # [2, E]
+        return batch
+
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         energy, forces = model(batch)  # [G], [N, 3]
         return energy_force_loss(energy, forces, batch, model.scale, self.options.lambda_forces)

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model
 
@@ -112,6 +112,11 @@ def fit(
 
     statistics = task.statistics(train_data)
     module = TaskModule(task, task.build_model(statistics), statistics, protocol)
+    if config.compile_step and task.static_batch(module.model, Batch.from_data_list(list(train_data[:1]))) is None:
+        raise ValueError(
+            f"compile_step needs batches whose graph does not depend on the positions, which task {task.name!r} "
+            "cannot give for this model; set compile_step=false."
+        )
     data = TaskDataModule(train_data, val_data, config.batch_size, config.seed, config.num_workers, task.rotate_fields)
     monitor = f"val/{task.monitor}"
     checkpoint = ModelCheckpoint(

@@ -105,6 +105,13 @@ class Task:
         """A new zoo model (see :class:`ponita.models.ZooModel`) for ``self.config.model`` and ``statistics``."""
         raise NotImplementedError
 
+    def static_batch(self, model: nn.Module, batch: Batch) -> Batch | None:
+        """``batch`` with everything whose shape depends on floating-point values (e.g. a radius graph
+        built from the positions) replaced by an equivalent that does not, for compiled training steps
+        (``compile_step``, :class:`~ponita.train.CompiledLoss`); ``None`` if the task cannot (the default,
+        which makes ``compile_step`` an error)."""
+        return None
+
     # Optimisation and evaluation.
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """The scalar training loss of ``model`` on ``batch``."""

@@ -10,6 +10,11 @@ from ponita.nn._kernel_inputs import KernelInputs
 from ponita.ops import ReceiverCSR, scatter_sum, spatial_conv
 
 
+# Largest [N, O, O, C] broadcast product of the depthwise fibre convolution; bmm is faster above it
+# (measured on the CPU, forward and backward: equal near 2^19-2^20 elements, bmm 5-10x faster at 5M).
+_BROADCAST_MAX_ELEMENTS = 2**18
+
+
 class _ContiguousGrad(torch.autograd.Function):
     """Identity whose backward makes the incoming gradient contiguous.
 
@@ -108,6 +113,11 @@ class FibreBundleConv(nn.Module):
         num_ori = x.shape[1]
         fibre_kernel = fibre_basis @ self.fibre_weight  # [O, O, C] or [O, O, C·C]
         if self.depthwise:
+            if x.shape[0] * num_ori * num_ori * x.shape[2] <= _BROADCAST_MAX_ELEMENTS:
+                # Small fibres (one molecule or a few): a broadcast product summed over the sender
+                # orientation, [N, O, O, C], costs 3-5x less than bmm's permuted copies on the CPU,
+                # forward and backward, and is what Inductor fuses into one loop when compiled.
+                return (x.unsqueeze(2) * fibre_kernel.unsqueeze(0)).sum(1) / num_ori  # [N, O, C]
             # One [N, O] × [O, O] product per channel; bmm on contiguous operands is ~40× faster
             # on the CPU than the equivalent einsum, which picks a strided layout.
             per_channel = torch.bmm(x.permute(2, 0, 1).contiguous(), fibre_kernel.permute(2, 0, 1).contiguous())

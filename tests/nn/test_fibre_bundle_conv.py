@@ -68,8 +68,13 @@ def _reference(conv, x, basis, fibre_basis) -> torch.Tensor:
     return torch.tensor(y, dtype=F64)
 
 
+@pytest.mark.parametrize("broadcast_max", [2**18, 0], ids=["broadcast-fibre", "bmm-fibre"])
 @pytest.mark.parametrize(("separable", "depthwise"), VARIANTS, ids=VARIANT_IDS)
-def test_fibre_bundle_conv_matches_loop_reference(separable: bool, depthwise: bool) -> None:
+def test_fibre_bundle_conv_matches_loop_reference(
+    separable: bool, depthwise: bool, broadcast_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The depthwise fibre convolution has two paths, by size: both must give the formula's result.
+    monkeypatch.setattr("ponita.nn._fibre_bundle_conv._BROADCAST_MAX_ELEMENTS", broadcast_max)
     conv, x, basis, fibre_basis = _inputs(separable, depthwise)
     out = _run(conv, x, basis, fibre_basis)
     assert out.shape == (NUM_NODES, NUM_ORI, CHANNELS)

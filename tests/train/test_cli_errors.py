@@ -65,7 +65,7 @@ JSON = ("{json}",)  # ponita test must write no JSON file
 RUN = ("{run}",)  # ponita train / demo must not create the run folder
 OLD_RUN = (("old/checkpoints/last.ckpt", "not really a checkpoint"), ("old/notes.txt", "keep me"))
 PROJECT = (("project/config.yaml", "name: my project\n"), ("project/src/main.py", "print('keep me')\n"))
-TINY = "hidden_dim=8 num_layers=1 num_ori=4 basis_dim=8 max_epochs=1 num_val=996 num_threads=null"
+TINY = "hidden_dim=8 num_layers=1 num_ori=4 basis_dim=8 max_epochs=1 num_val=996 num_threads=null compile_step=false"
 
 CASES = [
     # ponita md: unreadable structures.
