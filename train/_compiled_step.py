@@ -101,6 +101,7 @@ class CompiledLoss:
         self.backend = backend
         self._graphs: list[tuple[tuple, list[Tensor], Callable]] = []
         self._eager = False
+        self._tensors: tuple[nn.Module, list[Tensor], list[Tensor]] | None = None  # the model's, listed once
 
     def __call__(self, model: nn.Module, batch: Batch) -> Tensor:
         if self._eager:
@@ -126,8 +127,10 @@ class CompiledLoss:
                 return self.loss_fn(model, batch)
             graph = self._compile(model, batch, inputs)
             self._graphs.append((signature, [value.clone() for value in values], graph))
-        parameters = list(model.parameters())
-        loss, gradients = graph([p.detach() for p in parameters], list(model.buffers()), [batch[key] for key in inputs])
+        if self._tensors is None or self._tensors[0] is not model:
+            self._tensors = (model, list(model.parameters()), list(model.buffers()))
+        _, parameters, buffers = self._tensors
+        loss, gradients = graph([p.detach() for p in parameters], buffers, [batch[key] for key in inputs])
         return _PrecomputedGradients.apply(loss, tuple(gradients), *parameters)
 
     def _compile(self, model: nn.Module, batch: Batch, inputs: list[str]) -> Callable:

@@ -30,6 +30,9 @@ def cosine_with_warmup(step: int, warmup_steps: float, total_steps: int, progres
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * warmup
 
 
+_FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
 class TaskModule(pl.LightningModule):
     """Trains a task's model and keeps an exponential moving average of its weights.
 
@@ -41,7 +44,8 @@ class TaskModule(pl.LightningModule):
     calibrated and skips this. Validation metrics are the means of ``task.validation_errors`` over all
     elements of the validation set, pooled over processes.
 
-    The learning rate follows :func:`cosine_with_warmup`, updated every optimiser step, with
+    Adam(W) runs as PyTorch's fused kernel; gradient clipping (``gradient_clip``) is done here, before
+    each optimiser step. The learning rate follows :func:`cosine_with_warmup`, updated every optimiser step, with
     ``warmup_epochs`` and the horizon ``max_epochs`` converted to steps (a fractional epoch is allowed).
 
     Args:
@@ -58,6 +62,9 @@ class TaskModule(pl.LightningModule):
         self.ema = copy.deepcopy(model).requires_grad_(False)
         self.val_metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in task.metrics})
         self.compiled_loss = CompiledLoss(task.loss) if task.config.compile_step else None
+        self._loss_sum: Tensor | None = None  # Σ loss · graphs over this epoch's steps, on the device
+        self._loss_count = 0
+        self._ema_tensors: tuple[list[Tensor], ...] | None = None
 
     def on_train_start(self) -> None:
         if not self.model.calibrated:
@@ -65,24 +72,55 @@ class TaskModule(pl.LightningModule):
             self.model.calibrate(batch)
             self.ema.load_state_dict(self.model.state_dict())
 
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        # The data loader makes CPU batches: on the CPU there is nothing to move (Lightning's generic
+        # transfer walks every attribute of the batch, ~1 ms a step).
+        return batch if device.type == "cpu" else batch.to(device, non_blocking=True)
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if self.compiled_loss is not None:
             loss = self.compiled_loss(self.model, self.task.static_batch(self.model, batch))
         else:
             loss = self.task.loss(self.model, batch)
-        self.log("train/loss", loss, batch_size=batch.num_graphs, on_step=False, on_epoch=True, sync_dist=True)
-        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=batch.num_graphs, on_step=False, on_epoch=True)
+        # Summed here and logged once, with the epoch's last batch (Lightning's logging costs ~1 ms a call).
+        weighted = loss.detach() * batch.num_graphs
+        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_count += batch.num_graphs
+        if batch_idx + 1 == self.trainer.num_training_batches:
+            self._log_epoch_loss()
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_loss()  # an epoch cut short (max_time)
+
+    def _log_epoch_loss(self) -> None:
+        if self._loss_sum is not None:
+            self.log("train/loss", self._loss_sum / self._loss_count, on_step=False, on_epoch=True, sync_dist=True)
+            self.log("lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)  # at the epoch's end
+            self._loss_sum, self._loss_count = None, 0
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Clipped here, not by the Trainer: Lightning refuses its clipping for fused optimizers under
+        # mixed precision (it assumes a gradient scaler; bf16 has none).
+        if self.task.config.gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.task.config.gradient_clip, foreach=True)
 
     def on_train_batch_end(self, outputs: object, batch: Batch, batch_idx: int) -> None:
         self._update_ema()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        if self._ema_tensors is None:  # the same tensor objects all run long (optimisers update in place)
+            self._ema_tensors = tuple(list(tensors) for tensors in (
+                self.ema.parameters(), self.model.parameters(), self.ema.buffers(), self.model.buffers()))
+        averages, parameters, average_buffers, buffers = self._ema_tensors
         weight = 1.0 - self.task.config.ema_decay
-        for average, parameter in zip(self.ema.parameters(), self.model.parameters()):
-            average.lerp_(parameter.to(average.dtype), weight)
-        for average, buffer in zip(self.ema.buffers(), self.model.buffers()):
+        if all(a.dtype == p.dtype for a, p in zip(averages, parameters)):
+            torch._foreach_lerp_(averages, parameters, weight)  # one call for all tensors
+        else:
+            for average, parameter in zip(averages, parameters):
+                average.lerp_(parameter.to(average.dtype), weight)
+        for average, buffer in zip(average_buffers, buffers):
             average.copy_(buffer)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -97,7 +135,9 @@ class TaskModule(pl.LightningModule):
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]  # biases, scales
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(groups, lr=config.lr)
+        # The fused kernel updates all parameters at once (0.2 instead of 1.6 ms a step for a small potential).
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype in _FUSED_DTYPES for p in self.model.parameters())
+        optimizer = optimizer_class(groups, lr=config.lr, fused=fused or None)
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs)
         warmup_steps = config.warmup_epochs * steps_per_epoch

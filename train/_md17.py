@@ -6,6 +6,7 @@ frame. Protocol: train on 950 frames of ``train_k`` (seeded split), validate on 
 the 1000 frames of ``test_k``.
 """
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,7 @@ class MD17Task(Task):
     rotate_fields = ("pos", "forces")
     model_file = "potential.pt"
     default_preset = "paper"
+    _static_edges: tuple[nn.Module, tuple[int, ...], Tensor | None] | None = None  # static_batch's last graph
     train_flags = {
         "--molecule": ("task_options.molecule", {"choices": RMD17_MOLECULES, "help": "rMD17 molecule (default: the preset's)"}),
         "--split": ("task_options.split", {"type": int, "help": "rMD17 split 1-5"}),
@@ -136,10 +138,14 @@ class MD17Task(Task):
     def static_batch(self, model: nn.Module, batch: Batch) -> Batch | None:
         """``batch`` with the fully connected graph of each molecule (:meth:`ponita.Ponita.static_edges`),
         which gives the same energies and forces as the network's radius graph."""
-        edges = model.network.static_edges(batch.ptr.diff().tolist())
+        sizes = tuple(batch.ptr.diff().tolist())
+        cached = self._static_edges
+        if cached is None or cached[0] is not model or cached[1] != sizes:
+            self._static_edges = cached = (model, sizes, model.network.static_edges(list(sizes)))
+        edges = cached[2]
         if edges is None:
             return None
-        batch = batch.clone()
+        batch = copy.copy(batch)  # shares the tensors
         batch.edge_index = edges  # [2, E]
         return batch
 

@@ -137,7 +137,6 @@ def fit(
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         precision=config.precision,
-        gradient_clip_val=config.gradient_clip,
         check_val_every_n_epoch=config.check_val_every_n_epoch,
         callbacks=all_callbacks,
         logger=loggers,
