@@ -30,23 +30,21 @@ def cosine_with_warmup(step: int, warmup_steps: float, total_steps: int, progres
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))) * warmup
 
 
-_FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
-
-
 class TaskModule(pl.LightningModule):
     """Trains a task's model and keeps an exponential moving average of its weights.
 
     Training minimises ``task.loss(model, batch)``; validation, the checkpointed ``ema`` weights and the
     exported model use ``self.ema``, updated after every optimiser step as
-    ``ema ← decay · ema + (1 − decay) · model`` (buffers are copied). With ``compile_step`` the loss and its
-    gradients come from a compiled graph (:class:`CompiledLoss`) of the task's :meth:`~Task.static_batch`. Before the first step the model is
-    calibrated once on the first training batch (:meth:`on_train_start`); a resumed run is already
-    calibrated and skips this. Validation metrics are the means of ``task.validation_errors`` over all
-    elements of the validation set, pooled over processes.
+    ``ema ← decay · ema + (1 − decay) · model`` (buffers are copied). With ``compile_step`` the loss and
+    its gradients come from a compiled graph (:class:`CompiledLoss`) of the task's :meth:`~Task.static_batch`.
+    Before the first step the model is calibrated once on the first training batch (:meth:`on_train_start`);
+    a resumed run is already calibrated and skips this. Validation metrics are the means of
+    ``task.validation_errors`` over all elements of the validation set, pooled over processes.
 
     Adam(W) runs as PyTorch's fused kernel; gradient clipping (``gradient_clip``) is done here, before
-    each optimiser step. The learning rate follows :func:`cosine_with_warmup`, updated every optimiser step, with
-    ``warmup_epochs`` and the horizon ``max_epochs`` converted to steps (a fractional epoch is allowed).
+    each optimiser step. The learning rate follows :func:`cosine_with_warmup`, updated every optimiser
+    step, with ``warmup_epochs`` and the horizon ``max_epochs`` converted to steps (a fractional epoch is
+    allowed).
 
     Args:
         task: the task (its config holds the optimiser, schedule and EMA settings).
@@ -136,7 +134,7 @@ class TaskModule(pl.LightningModule):
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         # The fused kernel updates all parameters at once (0.2 instead of 1.6 ms a step for a small potential).
-        fused = all(p.device.type in ("cpu", "cuda") and p.dtype in _FUSED_DTYPES for p in self.model.parameters())
+        fused = all(p.device.type in ("cpu", "cuda") for p in self.model.parameters())
         optimizer = optimizer_class(groups, lr=config.lr, fused=fused or None)
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         steps_per_epoch = total_steps / max(1, self.trainer.max_epochs)
