@@ -103,6 +103,11 @@ class TaskDataModule(pl.LightningDataModule):
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.rotate_fields = tuple(rotate_fields)
 
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        # The data loaders make CPU batches: on the CPU there is nothing to move (Lightning's generic
+        # transfer walks every attribute of the batch, ~1 ms a step).
+        return batch if device.type == "cpu" else batch.to(device, non_blocking=True)
+
     def _sampler(self) -> EpochSampler:
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)

@@ -70,11 +70,6 @@ class TaskModule(pl.LightningModule):
             self.model.calibrate(batch)
             self.ema.load_state_dict(self.model.state_dict())
 
-    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
-        # The data loader makes CPU batches: on the CPU there is nothing to move (Lightning's generic
-        # transfer walks every attribute of the batch, ~1 ms a step).
-        return batch if device.type == "cpu" else batch.to(device, non_blocking=True)
-
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         if self.compiled_loss is not None:
             loss = self.compiled_loss(self.model, self.task.static_batch(self.model, batch))
