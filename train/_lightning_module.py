@@ -88,8 +88,10 @@ class TaskModule(pl.LightningModule):
 
     def _log_epoch_loss(self) -> None:
         if self._loss_sum is not None:
-            self.log("train/loss", self._loss_sum / self._loss_count, on_step=False, on_epoch=True, sync_dist=True)
-            self.log("lr", float(self.optimizers().param_groups[0]["lr"]), on_step=False, on_epoch=True)  # at the epoch's end
+            # One value per epoch: batch_size=1 keeps Lightning from guessing a weight from the batch.
+            self.log("train/loss", self._loss_sum / self._loss_count, batch_size=1, on_step=False, on_epoch=True,
+                     sync_dist=True)
+            self.log("lr", float(self.optimizers().param_groups[0]["lr"]), batch_size=1, on_step=False, on_epoch=True)
             self._loss_sum, self._loss_count = None, 0
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
