@@ -244,11 +244,8 @@ class Ponita(nn.Module):
         device = self.embedding.weight.device
         if isinstance(num_nodes, int):
             return fully_connected_single(num_nodes, self.config.self_loops, device)
-        edges, offset = [], 0
-        for size in num_nodes:
-            edges.append(fully_connected_single(size, self.config.self_loops, device) + offset)  # [2, E_g]
-            offset += size
-        return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long, device=device)
+        counts = torch.tensor(list(num_nodes), dtype=torch.long, device=device)  # [G]
+        return fully_connected_edges(counts, self.config.self_loops)
 
     @torch.no_grad()
     def calibrate(self, data: Data) -> None:

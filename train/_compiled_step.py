@@ -107,10 +107,11 @@ class CompiledLoss:
         if self._eager:
             return self.loss_fn(model, batch)
         inputs, structure = _split(batch)
+        device = next(model.parameters()).device.type
         signature = (
             tuple((key, batch[key].dtype, tuple(batch[key].shape)) for key in inputs + structure),
-            torch.is_autocast_enabled("cpu"),
-            torch.get_autocast_dtype("cpu"),
+            torch.is_autocast_enabled(device),
+            torch.get_autocast_dtype(device),
             model.training,
         )
         values = [batch[key] for key in structure]

@@ -11,8 +11,9 @@ from ponita.ops import ReceiverCSR, scatter_sum, spatial_conv
 
 
 # Largest [N, O, O, C] broadcast product of the depthwise fibre convolution; bmm is faster above it
-# (measured on the CPU, forward and backward: equal near 2^19-2^20 elements, bmm 5-10x faster at 5M).
-_BROADCAST_MAX_ELEMENTS = 2**18
+# (benchmarks/bench_fibre_conv.py on the CPU, forward and backward: broadcast 1.6x faster at 73k
+# elements, bmm 1.8x faster at 290k and 7x at 5.4M).
+_BROADCAST_MAX_ELEMENTS = 2**17
 
 
 class _ContiguousGrad(torch.autograd.Function):
@@ -115,8 +116,8 @@ class FibreBundleConv(nn.Module):
         if self.depthwise:
             if x.shape[0] * num_ori * num_ori * x.shape[2] <= _BROADCAST_MAX_ELEMENTS:
                 # Small fibres (one molecule or a few): a broadcast product summed over the sender
-                # orientation, [N, O, O, C], costs 3-5x less than bmm's permuted copies on the CPU,
-                # forward and backward, and is what Inductor fuses into one loop when compiled.
+                # orientation, [N, O, O, C], costs less than bmm's permuted copies on the CPU, forward
+                # and backward, and is what Inductor fuses into one loop when compiled.
                 return (x.unsqueeze(2) * fibre_kernel.unsqueeze(0)).sum(1) / num_ori  # [N, O, C]
             # One [N, O] × [O, O] product per channel; bmm on contiguous operands is ~40× faster
             # on the CPU than the equivalent einsum, which picks a strided layout.

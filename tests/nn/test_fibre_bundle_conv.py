@@ -68,7 +68,7 @@ def _reference(conv, x, basis, fibre_basis) -> torch.Tensor:
     return torch.tensor(y, dtype=F64)
 
 
-@pytest.mark.parametrize("broadcast_max", [2**18, 0], ids=["broadcast-fibre", "bmm-fibre"])
+@pytest.mark.parametrize("broadcast_max", [2**17, 0], ids=["broadcast-fibre", "bmm-fibre"])
 @pytest.mark.parametrize(("separable", "depthwise"), VARIANTS, ids=VARIANT_IDS)
 def test_fibre_bundle_conv_matches_loop_reference(
     separable: bool, depthwise: bool, broadcast_max: int, monkeypatch: pytest.MonkeyPatch
