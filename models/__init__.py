@@ -14,7 +14,7 @@ from ._checkpoint import (
     save_model,
 )
 from ._compiled_forces import compile_energy_and_forces
-from ._edm import EDM, EDMConfig
+from ._edm import DEFAULT_SPACING, EDM, EDMConfig, sampling_times
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
@@ -25,6 +25,7 @@ from ._property import PonitaRegressor, RegressorConfig
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
+    "DEFAULT_SPACING",
     "EDM",
     "EDMConfig",
     "EGNNConfig",
@@ -48,5 +49,6 @@ __all__ = [
     "polynomial_alphas2",
     "read_checkpoint",
     "register_model",
+    "sampling_times",
     "save_model",
 ]

@@ -8,6 +8,7 @@ metrics (:func:`ponita.datasets.molecule_metrics`) and the seconds per molecule,
 error and EDM's NLL (the variational bound, :meth:`ponita.models.EDM.nll`) of the test molecules.
 """
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from torch_geometric.data import Batch, Data
 
 from ponita.datasets import Molecule, load_qm9, molecule_metrics, qm9_split
 from ponita.datasets._rdkit import require_rdkit
-from ponita.models import EDM, EDMConfig
+from ponita.models import DEFAULT_SPACING, EDM, EDMConfig
 
 from ._config import TrainConfig
 from ._qm9 import check_subset_sizes
@@ -41,6 +42,7 @@ class EDMOptions:
         num_train, num_val, num_test: use the first this many molecules of each split (``None``: all).
         num_samples: molecules sampled by the test.
         sample_steps: sampler steps in the test (``None``: all :math:`T`).
+        sample_spacing: time spacing :math:`p` of fewer sampler steps (:func:`ponita.models.sampling_times`).
     """
 
     steps: int = 1000
@@ -52,12 +54,15 @@ class EDMOptions:
     num_test: int | None = None
     num_samples: int = 100
     sample_steps: int | None = None
+    sample_spacing: float = DEFAULT_SPACING
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.num_samples < 1:
             raise ValueError(f"steps and num_samples must be ≥ 1, got {self.steps}, {self.num_samples}.")
         if self.sample_steps is not None and not 1 <= self.sample_steps <= self.steps:
             raise ValueError(f"sample_steps must lie in 1..steps={self.steps}, got {self.sample_steps}.")
+        if not 0 < self.sample_spacing < math.inf:
+            raise ValueError(f"sample_spacing must be a finite number > 0, got {self.sample_spacing}.")
         check_subset_sizes(self)
 
 
@@ -79,6 +84,7 @@ class EDMTask(Task):
     test_flags = {
         "--num-samples": ("task_options.num_samples", {"type": int, "help": "molecules to sample"}),
         "--steps": ("task_options.sample_steps", {"type": int, "help": "sampler steps (default: all)"}),
+        "--spacing": ("task_options.sample_spacing", {"type": float, "help": "time spacing of fewer steps"}),
     }
 
     def __init__(self, config: TrainConfig) -> None:
@@ -126,7 +132,7 @@ class EDMTask(Task):
         generator = torch.Generator().manual_seed(self.config.seed)
         start = time.perf_counter()
         samples = sample_molecules(model, self.options.num_samples, self.options.sample_steps,
-                                   self.config.test_batch_size, generator)
+                                   self.config.test_batch_size, generator, spacing=self.options.sample_spacing)
         seconds = (time.perf_counter() - start) / len(samples)
         return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
                 "sample_steps": self.options.sample_steps or self.options.steps,
@@ -154,14 +160,14 @@ def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
 
 def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
                      generator: torch.Generator | None = None, num_atoms: int | None = None,
-                     sampler: str = "ancestral") -> list[Molecule]:
+                     sampler: str = "ancestral", spacing: float = DEFAULT_SPACING) -> list[Molecule]:
     """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``."""
     molecules = []
     for start in range(0, num, batch_size):
         count = min(batch_size, num - start)
         sizes = (torch.full((count,), num_atoms, dtype=torch.long) if num_atoms is not None
                  else model.sample_sizes(count, generator))
-        data = model.sample(sizes, steps, generator, sampler)
+        data = model.sample(sizes, steps, generator, sampler, spacing)
         pos, z = data.pos.cpu().numpy(), data.z.cpu().numpy()
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cpu().cumsum(0)]).tolist()
         molecules += [Molecule.from_atomic_numbers(z[a:b], pos[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]

@@ -5,7 +5,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ponita.geometry import rotation_group
-from ponita.models import EDM, EDMConfig, load_model, save_model
+from ponita.models import EDM, EDMConfig, load_model, sampling_times, save_model
 
 NETWORK = {"hidden_dim": 16, "num_layers": 2, "num_ori": 12, "grid": "polyhedron", "basis_dim": 16}
 
@@ -121,3 +121,28 @@ def test_nll_of_a_molecule_size_never_seen_in_training_is_infinite() -> None:
     unseen = max(model.config.size_counts) + 1
     data = Batch.from_data_list([Data(pos=torch.randn(unseen, 3), z=torch.ones(unseen, dtype=torch.long))])
     assert torch.isinf(model.nll(data, torch.Generator().manual_seed(0))).all()
+
+
+def test_sampling_times_take_exactly_the_steps_asked_for_and_all_of_them_at_full_length() -> None:
+    for total, steps, spacing in [(1000, 100, 2.0), (1000, 999, 2.0), (1000, 7, 3.0), (20, 20, 2.5), (1000, 50, 0.5)]:
+        indices = (sampling_times(total, steps, spacing) * total).round().long()
+        assert indices[0] == total and indices[-1] == 0 and len(indices) == steps + 1
+        assert (indices[:-1] > indices[1:]).all()  # every step moves
+    assert (sampling_times(1000, 100, 1.0) * 1000).round().long().tolist() == list(range(1000, -1, -10))
+    quadratic = (sampling_times(1000, 100, 2.0) * 1000).round().long()
+    assert int((quadratic <= 100).sum()) == 32  # a third of the steps below t = T/10 (uniform: 11)
+
+
+def test_spacing_moves_only_fewer_steps_and_enters_the_reverse_process(monkeypatch) -> None:
+    model = tiny_edm().double()
+    draw = lambda steps, spacing: model.sample(  # noqa: E731
+        torch.tensor([4, 5]), steps, torch.Generator().manual_seed(2), spacing=spacing)
+    full_uniform, full_quadratic = draw(20, 1.0), draw(20, 2.0)
+    assert torch.equal(full_uniform.pos, full_quadratic.pos)  # all T steps: the spacing has nothing to choose
+    seen = []
+    original = model.predict_noise
+    monkeypatch.setattr(model, "predict_noise", lambda pos, h, t, batch: seen.append(float(t[0])) or original(pos, h, t, batch))
+    draw(5, 2.0)
+    assert [round(t * 20) for t in seen] == [20, 13, 7, 3, 1, 0]  # the steps' times, then p(x | z_0) at 0
+    with pytest.raises(ValueError, match="spacing must be a finite number > 0"):
+        model.sample(torch.tensor([3]), steps=5, spacing=0.0)

@@ -48,7 +48,10 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
     assert main(["sample", str(generator_file.model), "-n", "3", "--n-atoms", "7", "--steps", "5", "-o", str(xyz)]) == 0
     assert [len(m.types) for m in read_molecules(str(xyz))] == [7, 7, 7] and len(read_molecules(str(sdf))) == 6
     metrics = json.loads(sdf.with_suffix(".json").read_text())
-    assert metrics["num_molecules"] == 6 and metrics["steps"] == 10
+    assert metrics["num_molecules"] == 6 and metrics["steps"] == 10 and metrics["spacing"] == 2.0
+    uniform = tmp_path / "uniform.sdf"
+    assert main(["sample", str(generator_file.model), "-n", "6", "--steps", "10", "--spacing", "1", "-o", str(uniform)]) == 0
+    assert uniform.read_bytes() != sdf.read_bytes()  # other times, other molecules
     assert main(["evaluate-molecules", str(sdf)]) == 0 and "molecule stability" in capsys.readouterr().out
 
 
@@ -60,6 +63,7 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
         (["--n-atoms", "0"], "--n-atoms in 1..100"),
         (["-o", "out.pdb"], "must be a .sdf or .xyz file"),
         (["--image", "grid.jpg"], "must be a .png file"),
+        (["--spacing", "0"], "--spacing must be a finite number > 0"),
     ],
 )
 def test_sample_rejects_bad_arguments_before_sampling(generator_file, tmp_path, monkeypatch, capsys, arguments, message) -> None:
