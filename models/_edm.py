@@ -293,7 +293,7 @@ class EDM(NetworkModel):
 
 
 def sampling_times(total: int, steps: int, spacing: float = 1.0) -> Tensor:
-    r"""The ``steps + 1`` times, from 1 down to 0, at which a sampler with ``steps`` steps visits a schedule of ``total``.
+    r"""The ``steps + 1`` times, from 1 down to 0, that a sampler of ``steps`` steps visits in a schedule of ``total``.
 
     Time :math:`k` of :math:`K` = ``steps`` is :math:`\max\big(\mathrm{round}(T (k/K)^p),\, t_{k-1} + 1\big) / T`
     (:math:`p` = ``spacing``), so every step moves at least one of the :math:`T` = ``total`` steps and

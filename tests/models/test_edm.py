@@ -141,7 +141,8 @@ def test_spacing_moves_only_fewer_steps_and_enters_the_reverse_process(monkeypat
     assert torch.equal(full_uniform.pos, full_quadratic.pos)  # all T steps: the spacing has nothing to choose
     seen = []
     original = model.predict_noise
-    monkeypatch.setattr(model, "predict_noise", lambda pos, h, t, batch: seen.append(float(t[0])) or original(pos, h, t, batch))
+    spy = lambda pos, h, t, batch: seen.append(float(t[0])) or original(pos, h, t, batch)  # noqa: E731
+    monkeypatch.setattr(model, "predict_noise", spy)
     draw(5, 2.0)
     assert [round(t * 20) for t in seen] == [20, 13, 7, 3, 1, 0]  # the steps' times, then p(x | z_0) at 0
     with pytest.raises(ValueError, match="spacing must be a finite number > 0"):

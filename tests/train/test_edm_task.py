@@ -50,7 +50,8 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
     metrics = json.loads(sdf.with_suffix(".json").read_text())
     assert metrics["num_molecules"] == 6 and metrics["steps"] == 10 and metrics["spacing"] == 2.0
     uniform = tmp_path / "uniform.sdf"
-    assert main(["sample", str(generator_file.model), "-n", "6", "--steps", "10", "--spacing", "1", "-o", str(uniform)]) == 0
+    argv = ["sample", str(generator_file.model), "-n", "6", "--steps", "10", "--spacing", "1", "-o", str(uniform)]
+    assert main(argv) == 0
     assert uniform.read_bytes() != sdf.read_bytes()  # other times, other molecules
     assert main(["evaluate-molecules", str(sdf)]) == 0 and "molecule stability" in capsys.readouterr().out
 
