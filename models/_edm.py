@@ -245,14 +245,12 @@ class EDM(NetworkModel):
             raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
-        if not 0 < spacing < math.inf:
-            raise ValueError(f"spacing must be a finite number > 0, got {spacing}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
+        times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
         batch = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes.to(device))  # [N]
         num_atoms = batch.shape[0]
         pos = self._noise((num_atoms, 3), batch, generator)  # [N, 3], zero mean per molecule
         h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
-        times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
         for t_value, s_value in zip(times[:-1], times[1:]):
             t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
             gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
@@ -295,12 +293,17 @@ class EDM(NetworkModel):
 def sampling_times(total: int, steps: int, spacing: float = 1.0) -> Tensor:
     r"""The ``steps + 1`` times, from 1 down to 0, that a sampler of ``steps`` steps visits in a schedule of ``total``.
 
-    Time :math:`k` of :math:`K` = ``steps`` is :math:`\max\big(\mathrm{round}(T (k/K)^p),\, t_{k-1} + 1\big) / T`
-    (:math:`p` = ``spacing``), so every step moves at least one of the :math:`T` = ``total`` steps and
-    ``steps = total`` visits them all whatever :math:`p`. :math:`p = 1` is uniform respacing.
+    Time :math:`k` of :math:`K` = ``steps`` is :math:`i_k / T` with :math:`i_0 = 0` and
+    :math:`i_k = \max\big(\mathrm{round}(T (k/K)^p),\, i_{k-1} + 1\big)` (:math:`p` = ``spacing``,
+    :math:`T` = ``total``): every step moves at least one step of the schedule, and ``steps = total``
+    visits them all whatever :math:`p`. :math:`p = 1` is uniform respacing; :math:`p > 1` is denser
+    near :math:`t = 0`.
 
     Returns:
         float64 ``[steps + 1]``, multiples of :math:`1/T`, strictly decreasing from 1 to 0.
+
+    Raises:
+        ValueError: unless ``1 ≤ steps ≤ total`` and ``spacing`` is a finite number > 0.
 
     Example:
         >>> [round(float(t) * 1000) for t in sampling_times(1000, 5, spacing=2.0)]
@@ -308,6 +311,8 @@ def sampling_times(total: int, steps: int, spacing: float = 1.0) -> Tensor:
         >>> bool((sampling_times(1000, 1000, spacing=2.0) * 1000).round().eq(torch.arange(1000, -1, -1)).all())
         True
     """
+    if not 1 <= steps <= total or not 0 < spacing < math.inf:
+        raise ValueError(f"need 1 ≤ steps ≤ {total} and a finite spacing > 0; got steps={steps}, spacing={spacing}.")
     indices = [0]
     for k in range(1, steps + 1):
         indices.append(max(round(total * (k / steps) ** spacing), indices[-1] + 1))

@@ -145,5 +145,5 @@ def test_spacing_moves_only_fewer_steps_and_enters_the_reverse_process(monkeypat
     monkeypatch.setattr(model, "predict_noise", spy)
     draw(5, 2.0)
     assert [round(t * 20) for t in seen] == [20, 13, 7, 3, 1, 0]  # the steps' times, then p(x | z_0) at 0
-    with pytest.raises(ValueError, match="spacing must be a finite number > 0"):
+    with pytest.raises(ValueError, match="a finite spacing > 0; got steps=5, spacing=0.0"):
         model.sample(torch.tensor([3]), steps=5, spacing=0.0)
