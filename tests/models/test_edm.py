@@ -129,8 +129,8 @@ def test_sampling_times_take_exactly_the_steps_asked_for_and_all_of_them_at_full
         assert indices[0] == total and indices[-1] == 0 and len(indices) == steps + 1
         assert (indices[:-1] > indices[1:]).all()  # every step moves
     assert (sampling_times(1000, 100, 1.0) * 1000).round().long().tolist() == list(range(1000, -1, -10))
-    quadratic = (sampling_times(1000, 100, 2.0) * 1000).round().long()
-    assert int((quadratic <= 100).sum()) == 32  # a third of the steps below t = T/10 (uniform: 11)
+    starts = lambda spacing: (sampling_times(1000, 100, spacing)[:-1] * 1000).round().long()  # noqa: E731
+    assert int((starts(2.0) <= 100).sum()) == 31 and int((starts(1.0) <= 100).sum()) == 10  # steps from t ≤ T/10
 
 
 def test_spacing_moves_only_fewer_steps_and_enters_the_reverse_process(monkeypatch) -> None:
