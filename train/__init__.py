@@ -13,6 +13,7 @@ from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, cosine_with_warmup
 from ._md17 import MD17Options, MD17Task, energy_force_loss
+from ._muon import MuonAdam, muon_parameters
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
 from ._nbody import NBodyOptions, NBodyTask
 from ._qm9 import QM9Options, QM9Task
@@ -28,6 +29,7 @@ __all__ = [
     "MD17Options",
     "MD17Task",
     "MDResult",
+    "MuonAdam",
     "NBodyOptions",
     "NBodyTask",
     "QM9Options",
@@ -45,6 +47,7 @@ __all__ = [
     "export_model",
     "fit",
     "load_config",
+    "muon_parameters",
     "plot_learning_curve",
     "preset_names",
     "register_task",

@@ -49,9 +49,10 @@ def test_training_lowers_the_loss_and_writes_its_outputs(frames: list[Data], tmp
     assert set(saved.metadata["statistics"]) == {"reference_energies", "force_rms"}
 
 
-def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path, stop_after_epochs) -> None:
-    straight = fit(tiny_task(tmp_path / "a", "max_epochs=4"), frames[:8], frames[8:10])
-    task = tiny_task(tmp_path / "b", "max_epochs=4")
+@pytest.mark.parametrize("optimizer", [["optimizer=adam"], ["optimizer=muon", "hidden_dim=16"]], ids=["adam", "muon"])
+def test_resumed_run_matches_an_uninterrupted_run(frames: list[Data], tmp_path, stop_after_epochs, optimizer) -> None:
+    straight = fit(tiny_task(tmp_path / "a", "max_epochs=4", *optimizer), frames[:8], frames[8:10])
+    task = tiny_task(tmp_path / "b", "max_epochs=4", *optimizer)
     interrupted = fit(task, frames[:8], frames[8:10], callbacks=[stop_after_epochs(2)])
     assert torch.load(interrupted.last_checkpoint, weights_only=False)["epoch"] == 1
     resumed = fit(task, frames[:8], frames[8:10], resume=interrupted.last_checkpoint)
