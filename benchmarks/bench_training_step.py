@@ -2,14 +2,14 @@
 
 Builds the potential of a preset for an rMD17 molecule, calibrates it, and times the step that training
 repeats: the loss (energies and forces) and its gradients with respect to the weights, then the
-optimiser step, on batches of the preset's size drawn from the first 200 training frames, in the preset's
-precision. Eager and compiled steps alternate in blocks of ``--steps`` steps (the machine's load changes
+preset's optimiser step (or ``--optimizer``'s), on batches of the preset's size drawn from the first 200
+training frames, in the preset's precision. Eager and compiled steps alternate in blocks of ``--steps`` steps (the machine's load changes
 both alike); the median block is reported. The compile time is that of a cold Inductor cache only if
 ``TORCHINDUCTOR_CACHE_DIR`` points to an empty folder.
 
 Usage:
     TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmarks/bench_training_step.py --preset quick-large \\
-        --molecule aspirin --data-dir ../shared/data/rmd17 [--threads 1] [--steps 50] [--blocks 5] [--json FILE]
+        --molecule aspirin --data-dir ../shared/data/rmd17 [--threads 1] [--steps 50] [--blocks 5] [--optimizer muon] [--json FILE]
 """
 
 import argparse
@@ -23,7 +23,7 @@ import torch
 from torch_geometric.data import Batch
 
 from ponita.datasets import load_rmd17
-from ponita.train import CompiledLoss, MD17Task, load_config
+from ponita.train import CompiledLoss, MD17Task, build_optimizer, load_config
 
 
 def main() -> None:
@@ -34,12 +34,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=50, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks of each mode")
+    parser.add_argument("--optimizer", default=None, help="instead of the preset's (adam, adamw, muon)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     overrides = [f"molecule={args.molecule}"] + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
+    overrides += [f"optimizer={args.optimizer}"] if args.optimizer else []
     config = load_config("md17", args.preset, overrides=overrides)
     task = MD17Task(config)
     frames = load_rmd17(args.molecule, "train", split=1, data_dir=args.data_dir)[:200]
@@ -48,7 +50,7 @@ def main() -> None:
     batches = [Batch.from_data_list(frames[i : i + size]) for i in range(0, len(frames) - size + 1, size)]
     model.calibrate(batches[0])
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = build_optimizer(model, config)
     autocast = config.precision == "bf16-mixed"
     compiled_loss = CompiledLoss(task.loss)
 
@@ -76,13 +78,14 @@ def main() -> None:
     eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
     result = {
         "preset": args.preset, "molecule": args.molecule, "batch_size": size, "precision": config.precision,
+        "optimizer": config.optimizer,
         "threads": args.threads, "model": config.model, "compile_seconds": round(compile_seconds, 1),
         "eager_ms_per_step": round(eager, 2), "compiled_ms_per_step": round(compiled, 2),
         "speed_up": round(eager / compiled, 2), "blocks_ms": times,
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
     }
-    print(f"{args.preset} / {args.molecule} (batch {size}, {config.precision}, {args.threads} thread(s)): "
+    print(f"{args.preset} / {args.molecule} (batch {size}, {config.precision}, {config.optimizer}, {args.threads} thread(s)): "
           f"eager {eager:.1f} ms/step, compiled {compiled:.1f} ms/step ({eager / compiled:.2f}x), "
           f"first compiled step {compile_seconds:.0f} s")
     if args.json:

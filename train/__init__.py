@@ -11,7 +11,7 @@ from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
 from ._edm import EDMOptions, EDMTask, sample_molecules
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
-from ._lightning_module import TaskModule, cosine_with_warmup
+from ._lightning_module import TaskModule, build_optimizer, cosine_with_warmup
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._muon import MuonAdam, muon_parameters
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
@@ -40,6 +40,7 @@ __all__ = [
     "TaskDataModule",
     "TaskModule",
     "TrainConfig",
+    "build_optimizer",
     "config_fields",
     "cosine_with_warmup",
     "energy_force_loss",

@@ -11,8 +11,8 @@ where :math:`\mathrm{NS}_5(X) \approx U V^\top` (:math:`X = U S V^\top`) is five
 iterations and :math:`0.2 \sqrt{\max(m, n)}` gives the update the RMS of an Adam update, so the learning
 rate :math:`\eta` and decay :math:`\lambda` of Adam carry over. Every singular direction of the
 gradient moves at the same speed, which on rMD17 reaches a given force error in less than half the
-epochs of Adam (docs/potentials.md). Matrices of one shape are orthogonalised together (batched
-matrix products), so the step costs a few small GEMMs per shape, not per parameter.
+epochs of Adam (docs/potentials.md). Matrices of one shape (up to transposition) are orthogonalised
+together (batched matrix products), so the step costs a few small GEMMs per shape, not per parameter.
 
 Vectors, scalars and the thin input and output matrices of a network (smaller side below
 ``min_dim``: atom-type embeddings, readouts) are updated by Adam, as the Muon authors recommend.
@@ -139,10 +139,10 @@ class MuonAdam(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict, parameters: list[Tensor]) -> None:
         momentum, lr, decay = group["momentum"], group["lr"], group["weight_decay"]
-        by_shape: dict[tuple[int, ...], list[Tensor]] = defaultdict(list)
+        by_shape: dict[tuple[int, int], list[Tensor]] = defaultdict(list)  # (short side, long side) → matrices
         for parameter in parameters:
-            by_shape[tuple(parameter.shape)].append(parameter)
-        for shape, same in by_shape.items():
+            by_shape[(min(parameter.shape), max(parameter.shape))].append(parameter)
+        for (_, long_side), same in by_shape.items():
             buffers = []
             for parameter in same:
                 state = self.state[parameter]
@@ -151,11 +151,14 @@ class MuonAdam(torch.optim.Optimizer):
                 buffers.append(state["momentum_buffer"])
             gradients = [parameter.grad for parameter in same]
             torch._foreach_lerp_(buffers, gradients, 1.0 - momentum)  # M ← μ M + (1 − μ) G
-            nesterov = torch.stack(gradients).lerp_(torch.stack(buffers), momentum)  # [K, m, n]
-            update = newton_schulz(nesterov, group["ns_steps"]).to(same[0].dtype)  # [K, m, n]
+            nesterov = torch._foreach_lerp(gradients, buffers, momentum)  # (1 − μ) G + μ M
+            tall = [parameter.shape[0] > parameter.shape[1] for parameter in same]
+            wide = torch.stack([x.mT if t else x for x, t in zip(nesterov, tall)])  # [K, short, long]
+            orthogonal = newton_schulz(wide, group["ns_steps"]).to(same[0].dtype).unbind(0)
+            updates = [x.mT if t else x for x, t in zip(orthogonal, tall)]
             if decay:
                 torch._foreach_mul_(same, 1.0 - lr * decay)
-            torch._foreach_add_(same, update.unbind(0), alpha=-lr * 0.2 * math.sqrt(max(shape)))
+            torch._foreach_add_(same, updates, alpha=-lr * 0.2 * math.sqrt(long_side))
 
     def _adam_step(self, group: dict, parameters: list[Tensor]) -> None:
         fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
