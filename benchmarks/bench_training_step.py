@@ -3,13 +3,14 @@
 Builds the potential of a preset for an rMD17 molecule, calibrates it, and times the step that training
 repeats: the loss (energies and forces) and its gradients with respect to the weights, then the
 preset's optimiser step (or ``--optimizer``'s), on batches of the preset's size drawn from the first 200
-training frames, in the preset's precision. Eager and compiled steps alternate in blocks of ``--steps`` steps (the machine's load changes
-both alike); the median block is reported. The compile time is that of a cold Inductor cache only if
-``TORCHINDUCTOR_CACHE_DIR`` points to an empty folder.
+training frames, in the preset's precision. Eager and compiled steps alternate in blocks of ``--steps``
+steps (the machine's load changes both alike); the median block is reported. The compile time is that
+of a cold Inductor cache only if ``TORCHINDUCTOR_CACHE_DIR`` points to an empty folder.
 
 Usage:
     TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) python benchmarks/bench_training_step.py --preset quick-large \\
-        --molecule aspirin --data-dir ../shared/data/rmd17 [--threads 1] [--steps 50] [--blocks 5] [--optimizer muon] [--json FILE]
+        --molecule aspirin --data-dir ../shared/data/rmd17 [--threads 1] [--steps 50] [--blocks 5] \\
+        [--optimizer muon] [--json FILE]
 """
 
 import argparse
@@ -85,7 +86,8 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
     }
-    print(f"{args.preset} / {args.molecule} (batch {size}, {config.precision}, {config.optimizer}, {args.threads} thread(s)): "
+    print(f"{args.preset} / {args.molecule} (batch {size}, {config.precision}, {config.optimizer}, "
+          f"{args.threads} thread(s)): "
           f"eager {eager:.1f} ms/step, compiled {compiled:.1f} ms/step ({eager / compiled:.2f}x), "
           f"first compiled step {compile_seconds:.0f} s")
     if args.json:

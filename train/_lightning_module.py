@@ -70,8 +70,8 @@ class TaskModule(pl.LightningModule):
     a resumed run is already calibrated and skips this. Validation metrics are the means of
     ``task.validation_errors`` over all elements of the validation set, pooled over processes.
 
-    The optimiser comes from :func:`build_optimizer`; gradient clipping (``gradient_clip``) is done here, before
-    each optimiser step. The learning rate follows :func:`cosine_with_warmup`, updated every optimiser
+    The optimiser comes from :func:`build_optimizer`; gradient clipping (``gradient_clip``) is done here,
+    before each optimiser step. The learning rate follows :func:`cosine_with_warmup`, updated every optimiser
     step, with ``warmup_epochs`` and the horizon ``max_epochs`` converted to steps (a fractional epoch is
     allowed).
 

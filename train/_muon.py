@@ -31,7 +31,7 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 def newton_schulz(matrices: Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.float32) -> Tensor:
-    r"""Approximately orthogonalises each matrix of a stack: :math:`X = U S V^\top \mapsto U S' V^\top`, :math:`S' \approx 1`.
+    r"""Approximately orthogonalises each matrix of a stack: :math:`U S V^\top \mapsto U S' V^\top`.
 
     Quintic iteration :math:`X \leftarrow a X + (b A + c A^2) X` with :math:`A = X X^\top`, started from
     :math:`X / \lVert X \rVert_F` on the wide orientation (``m ≤ n``), in ``dtype`` (float32: on the CPU
@@ -117,7 +117,9 @@ class MuonAdam(torch.optim.Optimizer):
         decoupled: bool = False,
     ) -> None:
         if not lr >= 0.0 or not weight_decay >= 0.0 or not 0.0 <= momentum < 1.0:
-            raise ValueError(f"Need lr ≥ 0, weight_decay ≥ 0 and 0 ≤ momentum < 1; got {lr}, {weight_decay}, {momentum}.")
+            raise ValueError(
+                f"Need lr ≥ 0, weight_decay ≥ 0 and 0 ≤ momentum < 1; got {lr}, {weight_decay}, {momentum}."
+            )
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "momentum": momentum,
                     "ns_steps": ns_steps, "decoupled": decoupled, "muon": False}
         super().__init__(params, defaults)
@@ -126,7 +128,7 @@ class MuonAdam(torch.optim.Optimizer):
                 raise ValueError("Muon groups may only hold 2-D weight matrices.")
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure=None) -> Tensor | None:
         loss = None
         if closure is not None:
             with torch.enable_grad():
