@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 
 from ._compiled_step import CompiledLoss
 from ._config import TrainConfig
-from ._muon import MuonAdam, muon_parameters
+from ._muon import MuonAdam, has_fused_adam, muon_parameters
 from ._task import Task
 
 
@@ -54,9 +54,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
     # The fused kernel updates all parameters at once (0.2 instead of 1.6 ms a step for a small potential).
-    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(groups, lr=config.lr, fused=fused or None)
+    return optimizer_class(groups, lr=config.lr, fused=has_fused_adam(model.parameters()) or None)
 
 
 class TaskModule(pl.LightningModule):

@@ -30,6 +30,11 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 """Quintic Newton–Schulz coefficients of Jordan et al. (maximal slope at zero)."""
 
 
+def has_fused_adam(parameters: Iterable[Tensor]) -> bool:
+    """Whether PyTorch's fused Adam kernel can update all ``parameters`` (CPU or CUDA tensors)."""
+    return all(p.device.type in ("cpu", "cuda") for p in parameters)
+
+
 def newton_schulz(matrices: Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.float32) -> Tensor:
     r"""Approximately orthogonalises each matrix of a stack: :math:`U S V^\top \mapsto U S' V^\top`.
 
@@ -163,7 +168,7 @@ class MuonAdam(torch.optim.Optimizer):
             torch._foreach_add_(same, updates, alpha=-lr * 0.2 * math.sqrt(long_side))
 
     def _adam_step(self, group: dict, parameters: list[Tensor]) -> None:
-        fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
+        fused = has_fused_adam(parameters)
         averages, squares, steps = [], [], []
         for parameter in parameters:
             state = self.state[parameter]
