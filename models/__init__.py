@@ -7,6 +7,7 @@ from ._checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpoint,
     ZooModel,
+    describe_model,
     load_model,
     model_classes,
     read_checkpoint,
@@ -14,7 +15,20 @@ from ._checkpoint import (
     save_model,
 )
 from ._compiled_forces import compile_energy_and_forces
-from ._edm import DEFAULT_SPACING, EDM, EDMConfig, sampling_times
+from ._edm import (
+    DEFAULT_SPACING,
+    EDM,
+    KARRAS_CHURN,
+    KARRAS_DEFAULT_STEPS,
+    KARRAS_SIGMA_MAX,
+    OBJECTIVES,
+    SAMPLERS,
+    EDMConfig,
+    karras_loss_weight,
+    karras_preconditioning,
+    karras_sigmas,
+    sampling_times,
+)
 from ._egnn import EGNNConfig, EGNNLayer, EGNNNBody
 from ._energy_model import PonitaPotential, PotentialConfig, compute_forces, load_potential
 from ._nbody import NBodyConfig, PonitaNBody
@@ -31,18 +45,27 @@ __all__ = [
     "EGNNConfig",
     "EGNNLayer",
     "EGNNNBody",
+    "KARRAS_CHURN",
+    "KARRAS_DEFAULT_STEPS",
+    "KARRAS_SIGMA_MAX",
     "NBodyConfig",
     "NetworkModel",
     "NoiseSchedule",
+    "OBJECTIVES",
     "PonitaCalculator",
     "PonitaNBody",
     "PonitaPotential",
     "PonitaRegressor",
     "PotentialConfig",
     "RegressorConfig",
-    "compile_energy_and_forces",
+    "SAMPLERS",
     "ZooModel",
+    "compile_energy_and_forces",
     "compute_forces",
+    "describe_model",
+    "karras_loss_weight",
+    "karras_preconditioning",
+    "karras_sigmas",
     "load_model",
     "load_potential",
     "model_classes",

@@ -76,6 +76,13 @@ def model_classes() -> dict[str, type[nn.Module]]:
     return dict(_MODELS)
 
 
+def describe_model(class_name: str) -> str:
+    """What a model class is, in words, for messages: its ``description`` (e.g. "an EDM molecule generator")."""
+    cls = _MODELS.get(class_name)
+    description = getattr(cls, "description", None)
+    return f"{description} ({class_name})" if description else f"a {class_name}"
+
+
 @dataclass
 class Checkpoint:
     """The contents of a model checkpoint (see :func:`save_model`).

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from ponita import Ponita
 from ponita.ops import scatter_mean
@@ -30,7 +30,16 @@ from ._network_model import NetworkModel
 from ._noise_schedule import NoiseSchedule
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
-SAMPLERS = ("ancestral", "ddim")
+OBJECTIVES = ("vp", "karras")
+SAMPLERS = ("ancestral", "ddim", "heun")
+KARRAS_DEFAULT_STEPS = 40
+"""Heun steps of the ``karras`` objective's sampler when none are given (79 denoiser calls), as the PONITA
+authors' generator code."""
+KARRAS_CHURN = 10.0
+r"""Stochasticity :math:`S_\mathrm{churn}` of the Heun sampler, as the PONITA authors' generator code."""
+KARRAS_SIGMA_MIN, KARRAS_SIGMA_MAX = 0.002, 5.0
+"""The Heun sampler's noise range (Å). The authors' code starts at σ = 1; 5 Å covers QM9's spread of positions
+(an RMS of 1.36 Å per centred coordinate), so that the start is close to the prior it draws from."""
 DEFAULT_SPACING = 2.0
 """Time spacing of respaced sampling (:func:`sampling_times`): 100 quadratically spaced ancestral steps came
 closest to EDM's 1000 (docs/generation.md)."""
@@ -39,7 +48,7 @@ _LOG_EPSILON = 1e-10  # inside the logarithms of the discrete likelihood, as EDM
 
 @dataclass
 class EDMConfig:
-    """Constructor arguments of :class:`EDM`.
+    r"""Constructor arguments of :class:`EDM`.
 
     Attributes:
         atomic_numbers: the atom types, in one-hot order (QM9: H, C, N, O, F).
@@ -47,8 +56,15 @@ class EDMConfig:
             molecule sizes from it).
         steps: diffusion steps :math:`T`.
         precision: the schedule's precision :math:`s`.
-        condition_kernel: also give :math:`t/T` to the kernel basis (``kernel_condition_dim=1``).
+        condition_kernel: also give the noise level (:math:`t/T`, or :math:`c_\mathrm{noise}`) to the kernel
+            basis (``kernel_condition_dim=1``).
         network: the :class:`ponita.Ponita` options except the input/output sizes and ``task_level``.
+        objective: ``"vp"``, EDM's variance-preserving diffusion with :math:`\epsilon`-prediction at a
+            uniform step (``steps``, ``precision``; reproduction), or ``"karras"``, the preconditioned
+            denoiser of Karras et al. (2022) as in the PONITA authors' generator code: log-normal noise
+            levels, loss weight :math:`(\sigma^2 + \sigma_d^2) / (\sigma \sigma_d)^2`, Heun sampler.
+        sigma_data: :math:`\sigma_d` of ``karras`` preconditioning.
+        p_mean, p_std: ``karras`` training noise levels, :math:`\ln \sigma \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)`.
     """
 
     atomic_numbers: list[int]
@@ -57,10 +73,19 @@ class EDMConfig:
     precision: float = 1e-5
     condition_kernel: bool = True
     network: dict[str, Any] = field(default_factory=dict)
+    objective: str = "vp"
+    sigma_data: float = 1.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
 
     def __post_init__(self) -> None:
         if not self.atomic_numbers or not self.size_counts or min(self.size_counts) < 1:
             raise ValueError("atomic_numbers and size_counts (molecule sizes ≥ 1 → counts) must not be empty.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
+        if not 0 < self.sigma_data < math.inf or not 0 < self.p_std < math.inf or not math.isfinite(self.p_mean):
+            raise ValueError(f"sigma_data and p_std must be finite numbers > 0 and p_mean finite; got "
+                             f"{self.sigma_data}, {self.p_std}, {self.p_mean}.")
 
 
 @register_model
@@ -73,6 +98,7 @@ class EDM(NetworkModel):
     """
 
     config_class = EDMConfig
+    description = "an EDM molecule generator"
 
     def __init__(self, config: EDMConfig) -> None:
         super().__init__()
@@ -106,16 +132,34 @@ class EDM(NetworkModel):
             inputs.kernel_condition = time
         return inputs
 
-    def predict_noise(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
-        """Predicted noise of positions ``[N, 3]`` (zero mean per molecule) and features ``[N, T + 1]``."""
-        scalar, vector = self.network(self._inputs(Data(pos=pos, h=h, t=t, batch=batch)))  # [N, F], [N, 1, 3]
-        eps_pos = vector[:, 0] - scatter_mean(vector[:, 0], batch, int(batch.max()) + 1)[batch]
-        return eps_pos, scalar
+    def predict_noise(self, pos: Tensor, h: Tensor, t: Tensor, batch: Tensor, num_graphs: int | None = None,
+                      edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Predicted noise of positions ``[N, 3]`` (zero mean per molecule) and features ``[N, T + 1]``.
+
+        Given ``num_graphs`` and the fully connected ``edge_index`` of the batch (:meth:`edges`), the call
+        never waits for the device (no host synchronisation); without them it builds both.
+        """
+        num_graphs = _num_graphs(batch) if num_graphs is None else num_graphs
+        inputs = self._inputs(Data(pos=pos, h=h, t=t, batch=batch))
+        if edge_index is not None:
+            inputs.edge_index = edge_index
+        scalar, vector = self.network(inputs)  # [N, F], [N, 1, 3]
+        return _centred(vector[:, 0], batch, num_graphs), scalar
+
+    def edges(self, sizes: Tensor | list[int]) -> Tensor:
+        """The denoiser's graph of a batch of molecules of these sizes: fully connected (with self-loops), ``[2, E]``.
+
+        Built once per batch or sampling run and passed to :meth:`predict_noise` (one host synchronisation here,
+        none per denoiser call).
+        """
+        sizes = sizes.tolist() if isinstance(sizes, Tensor) else list(sizes)
+        return self.network.static_edges(sizes)
 
     def calibration_input(self, data: Data) -> Data:
         """The clean molecules at ``t = 0`` (for :meth:`calibrate`)."""
         zeros = torch.zeros_like(data.pos[:, 0])
-        return Data(pos=_centred(data.pos, data.batch), h=self.features(data.z), t=zeros, batch=data.batch)
+        return Data(pos=_centred(data.pos, data.batch, _num_graphs(data.batch, data)), h=self.features(data.z), t=zeros,
+                    batch=data.batch)
 
     @torch.no_grad()
     def calibrate(self, data: Data) -> None:
@@ -123,19 +167,66 @@ class EDM(NetworkModel):
         self.network.calibrate(self._inputs(self.calibration_input(data)))
 
     def loss(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
-        r"""EDM's training loss: :math:`\lVert \epsilon - \hat\epsilon \rVert^2` averaged over atoms and dimensions."""
+        r"""The training loss of a batch, averaged over atoms and dimensions.
+
+        ``"vp"``: EDM's :math:`\lVert \epsilon - \hat\epsilon \rVert^2` at a uniformly drawn step.
+        ``"karras"``: :math:`\lambda(\sigma) \lVert D(x + \sigma\epsilon; \sigma) - x \rVert^2` with
+        :math:`\ln \sigma \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)` per molecule and
+        :math:`\lambda = (\sigma^2 + \sigma_d^2) / (\sigma \sigma_d)^2` (:meth:`denoise`).
+        """
+        if self.config.objective == "karras":
+            return self._karras_loss(data, generator)
         batch = data.batch
-        num_graphs = int(batch.max()) + 1
+        num_graphs = _num_graphs(batch, data)
+        edge_index = getattr(data, "edge_index", None)
         dtype = self.schedule.gamma_table.dtype
         step = torch.randint(0, self.config.steps + 1, (num_graphs,), device=batch.device, generator=generator)
         t = (step.to(dtype) / self.config.steps)[batch]  # [N]
         gamma = self.schedule(t)  # [N]
         alpha, sigma = NoiseSchedule.alpha(gamma)[:, None], NoiseSchedule.sigma(gamma)[:, None]
-        x, h = _centred(data.pos.to(dtype), batch), self.features(data.z)
-        eps_pos, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
-        predicted_pos, predicted_h = self.predict_noise(alpha * x + sigma * eps_pos, alpha * h + sigma * eps_h, t, batch)
+        x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
+        eps_pos, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
+        predicted_pos, predicted_h = self.predict_noise(alpha * x + sigma * eps_pos, alpha * h + sigma * eps_h, t, batch,
+                                                        num_graphs, edge_index)
         error = torch.cat([predicted_pos - eps_pos.to(predicted_pos.dtype), predicted_h - eps_h.to(predicted_h.dtype)], -1)
         return error.square().mean()
+
+    def denoise(self, pos: Tensor, h: Tensor, sigma: Tensor, batch: Tensor, num_graphs: int,
+                edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""The ``karras`` objective's denoiser: estimates of the clean positions ``[N, 3]`` and features ``[N, T + 1]``.
+
+        :math:`D(\tilde x; \sigma) = c_\mathrm{skip} \tilde x + c_\mathrm{out} F(c_\mathrm{in} \tilde x,
+        c_\mathrm{noise})` with :math:`c_\mathrm{skip} = \sigma_d^2 / (\sigma^2 + \sigma_d^2)`,
+        :math:`c_\mathrm{out} = \sigma \sigma_d / \sqrt{\sigma^2 + \sigma_d^2}`,
+        :math:`c_\mathrm{in} = 1 / \sqrt{\sigma^2 + \sigma_d^2}` and :math:`c_\mathrm{noise} = \ln(\sigma) / 4`
+        (Karras et al. 2022), for positions and features alike; :math:`F` is the network (its vector readout,
+        mean removed, for the positions; its scalar readout for the features), which sees
+        :math:`c_\mathrm{noise}` where the ``vp`` objective gives it :math:`t/T`.
+
+        Shapes:
+            pos ``[N, 3]`` (zero mean per molecule), h ``[N, T + 1]``, sigma ``[N]`` (noise level of each atom's
+            molecule) → ``[N, 3]`` (zero mean), ``[N, T + 1]``
+        """
+        c_skip, c_out, c_in, c_noise = karras_preconditioning(sigma[:, None], self.config.sigma_data)  # [N, 1] each
+        out_pos, out_h = self.predict_noise(c_in * pos, c_in * h, c_noise[:, 0], batch, num_graphs, edge_index)
+        dtype = pos.dtype
+        return c_skip * pos + c_out * out_pos.to(dtype), c_skip * h + c_out * out_h.to(dtype)
+
+    def _karras_loss(self, data: Data, generator: torch.Generator | None) -> Tensor:
+        batch = data.batch
+        num_graphs = _num_graphs(batch, data)
+        dtype = self.schedule.gamma_table.dtype
+        log_sigma = self.config.p_mean + self.config.p_std * torch.randn(
+            num_graphs, dtype=dtype, device=batch.device, generator=generator)  # [G]
+        sigma = log_sigma.exp()[batch]  # [N]
+        x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
+        eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
+        noisy_x, noisy_h = x + sigma[:, None] * eps_x, h + sigma[:, None] * eps_h
+        denoised_x, denoised_h = self.denoise(noisy_x, noisy_h, sigma, batch, num_graphs,
+                                              getattr(data, "edge_index", None))
+        weight = karras_loss_weight(sigma, self.config.sigma_data)[:, None]  # [N, 1]
+        error = torch.cat([denoised_x - x, denoised_h - h], dim=-1)  # [N, 3 + T + 1]
+        return (weight * error.square()).mean().to(torch.float32)
 
     @torch.no_grad()
     def nll(self, data: Data, generator: torch.Generator | None = None) -> Tensor:
@@ -157,13 +248,18 @@ class EDM(NetworkModel):
 
         Returns:
             ``[G]`` NLL per molecule (float64).
+
+        Raises:
+            ValueError: for the ``karras`` objective, which has no such bound.
         """
+        if self.config.objective != "vp":
+            raise ValueError("EDM's NLL (the variational bound) is defined for objective 'vp' only.")
         batch, dtype = data.batch, self.schedule.gamma_table.dtype
-        num_graphs = int(batch.max()) + 1
+        num_graphs = _num_graphs(batch, data)
         steps = self.config.steps
         num_atoms = torch.bincount(batch, minlength=num_graphs)  # [G]
         dof = (num_atoms - 1).to(dtype) * 3  # [G], zero-mean subspace of the positions
-        x, h = _centred(data.pos.to(dtype), batch), self.features(data.z)  # [N, 3], [N, T + 1]
+        x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)  # [N, 3], [N, T + 1]
 
         def per_molecule(values: Tensor) -> Tensor:  # [N, ...] -> [G]
             return torch.zeros(num_graphs, dtype=dtype, device=x.device).index_add_(0, batch, values.reshape(len(batch), -1).sum(1))
@@ -184,7 +280,7 @@ class EDM(NetworkModel):
         step = torch.randint(1, steps + 1, (num_graphs,), device=x.device, generator=generator)  # [G]
         t, s = (step.to(dtype) / steps)[batch], ((step - 1).to(dtype) / steps)[batch]  # [N]
         gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
-        error = self._noise_error(x, h, gamma_t, t, batch, generator)  # [N]
+        error = self._noise_error(x, h, gamma_t, t, batch, num_graphs, generator)  # [N]
         weight = torch.expm1(gamma_t[:, 0] - gamma_s[:, 0])  # [N]: SNR(s)/SNR(t) - 1
         diffusion = steps * per_molecule(0.5 * weight * error)
 
@@ -192,20 +288,53 @@ class EDM(NetworkModel):
         zeros = torch.zeros_like(t)
         gamma_0 = self.schedule(zeros)[:, None]  # [N, 1]
         alpha_0, sigma_0 = NoiseSchedule.alpha(gamma_0), NoiseSchedule.sigma(gamma_0)
-        eps_x, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
+        eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
         z0_x, z0_h = alpha_0 * x + sigma_0 * eps_x, alpha_0 * h + sigma_0 * eps_h
-        predicted_x, _ = self.predict_noise(z0_x, z0_h, zeros, batch)
+        predicted_x, _ = self.predict_noise(z0_x, z0_h, zeros, batch, num_graphs)
         log_sigma_x = 0.5 * gamma_0[0, 0]  # log(sigma_0 / alpha_0)
         nll_x = 0.5 * per_molecule((eps_x - predicted_x.to(dtype)) ** 2) + dof * (log_sigma_x + 0.5 * math.log(2 * math.pi))
         nll_h = -per_molecule(self._log_p_h_given_z0(z0_h, data.z, sigma_0))
         return -log_p_n + kl_x + kl_h + diffusion + nll_x + nll_h
 
-    def _noise_error(self, x: Tensor, h: Tensor, gamma: Tensor, t: Tensor, batch: Tensor,
+    @torch.no_grad()
+    def denoising_error(self, data: Data, noise: float = 0.1, generator: torch.Generator | None = None) -> Tensor:
+        r"""RMS error per coordinate of the clean positions estimated in one denoiser call at a low noise level.
+
+        ``"karras"``: noise of standard deviation ``noise`` is added and :math:`D` (:meth:`denoise`) estimates
+        the positions. ``"vp"``: the molecules are noised to the step of the schedule whose :math:`\sigma_t / \alpha_t` is closest to
+        ``noise`` (in the positions' unit, Å), and :math:`\hat x = (z_t - \sigma_t \hat\epsilon) / \alpha_t`
+        is compared with :math:`x`. At 0.1 Å this is where bond lengths, and so stability, are decided
+        (EDM's bond-length margins are 3–10 pm); it measures the denoiser whatever its training objective.
+
+        Returns:
+            a scalar tensor (float64), the error in Å.
+        """
+        batch, dtype = data.batch, self.schedule.gamma_table.dtype
+        num_graphs = _num_graphs(batch, data)
+        edge_index = getattr(data, "edge_index", None)
+        if self.config.objective == "karras":  # noised by σ = noise itself
+            x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
+            eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
+            sigma = torch.full((batch.shape[0],), float(noise), dtype=dtype, device=batch.device)  # [N]
+            denoised_x, _ = self.denoise(x + noise * eps_x, h + noise * eps_h, sigma, batch, num_graphs, edge_index)
+            return (denoised_x - x).square().mean().sqrt()
+        step = torch.argmin((torch.exp(0.5 * self.schedule.gamma_table) - noise).abs())  # σ/α = exp(γ/2)
+        t = (step.to(dtype) / self.config.steps).expand(batch.shape[0])  # [N]
+        gamma = self.schedule(t)[:, None]
+        alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
+        x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
+        eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
+        predicted_x, _ = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch, num_graphs,
+                                            edge_index)
+        return (sigma / alpha * (eps_x - predicted_x.to(dtype))).square().mean().sqrt()
+
+    def _noise_error(self, x: Tensor, h: Tensor, gamma: Tensor, t: Tensor, batch: Tensor, num_graphs: int,
                      generator: torch.Generator | None) -> Tensor:
         r""":math:`\lVert \epsilon - \hat\epsilon \rVert^2` per atom ``[N]`` at a noisy state with noise level ``gamma``."""
         alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
-        eps_x, eps_h = self._noise(x.shape, batch, generator), self._noise(h.shape, None, generator)
-        predicted_x, predicted_h = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch)
+        eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
+        predicted_x, predicted_h = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch,
+                                                      num_graphs)
         return (eps_x - predicted_x.to(x.dtype)).square().sum(-1) + (eps_h - predicted_h.to(h.dtype)).square().sum(-1)
 
     def _log_p_h_given_z0(self, z0_h: Tensor, z: Tensor, sigma_0: Tensor) -> Tensor:
@@ -225,36 +354,63 @@ class EDM(NetworkModel):
 
     @torch.no_grad()
     def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
-               sampler: str = "ancestral", spacing: float = DEFAULT_SPACING) -> Data:
-        r"""Molecules of the given sizes ``[G]`` over ``steps`` (default: all :math:`T`) of the reverse process.
+               sampler: str | None = None, spacing: float = DEFAULT_SPACING, churn: float = KARRAS_CHURN,
+               sigma_max: float = KARRAS_SIGMA_MAX) -> Data:
+        r"""Molecules of the given sizes ``[G]``, drawn with ``sampler`` in ``steps`` steps.
 
+        The ``vp`` objective's samplers run over ``steps`` (default: all :math:`T`) of the reverse process.
         With fewer steps the sampler visits the times :func:`sampling_times` picks (respacing): with
         ``spacing`` :math:`p`, :math:`t_k \approx T (k/K)^p`, so :math:`p > 1` spends more of the steps
         near the data, where bond lengths are settled (``1``: every ``T / steps``-th time). With all
         :math:`T` steps every spacing visits every time, as EDM.
-        ``sampler="ancestral"`` is EDM's: :math:`z_s \sim p(z_s \mid z_t)` with the posterior of the
+        ``sampler="ancestral"`` (the default) is EDM's: :math:`z_s \sim p(z_s \mid z_t)` with the posterior of the
         forward process given :math:`\hat\epsilon`. ``sampler="ddim"`` is the deterministic DDIM update
         (Song et al. 2021, :math:`\eta = 0`): :math:`z_s = \alpha_s \hat x + \sigma_s \hat\epsilon` with
         :math:`\hat x = (z_t - \sigma_t \hat\epsilon) / \alpha_t`; only the initial noise is random.
 
+        The ``karras`` objective's sampler, ``"heun"`` (its default), is Karras et al.'s Algorithm 2 over
+        ``steps`` noise levels (default :data:`KARRAS_DEFAULT_STEPS`; ``2 · steps − 1`` denoiser calls)
+        from ``sigma_max`` to 0.002 (:func:`karras_sigmas`, ρ = 7): each step first raises the noise by
+        the factor :math:`1 + \min(\text{churn} / \text{steps}, \sqrt 2 - 1)` with fresh noise, then
+        takes an Euler step of the probability-flow ODE corrected by Heun's second evaluation (none into
+        :math:`\sigma = 0`).
+
         Returns:
             ``Data(pos [N, 3] Å-like units, z [N] atomic numbers, batch [N])``.
+
+        Raises:
+            ValueError: for a sampler of the other objective, or steps out of range.
         """
-        steps = self.config.steps if steps is None else steps
-        if not 1 <= steps <= self.config.steps:
-            raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
+        karras = self.config.objective == "karras"
+        sampler = ("heun" if karras else "ancestral") if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+        if karras != (sampler == "heun"):
+            raise ValueError(f"Sampler {sampler!r} does not fit objective {self.config.objective!r}: objective 'karras' "
+                             "samples with 'heun', objective 'vp' with 'ancestral' or 'ddim'.")
+        if karras:
+            steps = KARRAS_DEFAULT_STEPS if steps is None else steps
+            if steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf:
+                raise ValueError(f"need steps ≥ 1, churn ≥ 0 and a finite sigma_max > {KARRAS_SIGMA_MIN}; got "
+                                 f"{steps}, {churn}, {sigma_max}.")
+        else:
+            steps = self.config.steps if steps is None else steps
+            if not 1 <= steps <= self.config.steps:
+                raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
-        times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
-        batch = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes.to(device))  # [N]
-        num_atoms = batch.shape[0]
-        pos = self._noise((num_atoms, 3), batch, generator)  # [N, 3], zero mean per molecule
+        sizes = sizes.to(device)
+        num_graphs, num_atoms = len(sizes), int(sizes.sum())
+        batch = torch.repeat_interleave(torch.arange(num_graphs, device=device), sizes, output_size=num_atoms)  # [N]
+        edge_index = self.edges(sizes)  # [2, E], once for all steps
+        pos = self._noise((num_atoms, 3), batch, generator, num_graphs)  # [N, 3], zero mean per molecule
         h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
+        if karras:
+            return self._sample_heun(pos, h, batch, num_graphs, edge_index, steps, generator, churn, sigma_max)
+        times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
         for t_value, s_value in zip(times[:-1], times[1:]):
             t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
             gamma_t, gamma_s = self.schedule(t)[:, None], self.schedule(s)[:, None]
-            eps_pos, eps_h = self.predict_noise(pos, h, t, batch)
+            eps_pos, eps_h = self.predict_noise(pos, h, t, batch, num_graphs, edge_index)
             if sampler == "ddim":
                 alpha_t, sigma_t = NoiseSchedule.alpha(gamma_t), NoiseSchedule.sigma(gamma_t)
                 alpha_s, sigma_s = NoiseSchedule.alpha(gamma_s), NoiseSchedule.sigma(gamma_s)
@@ -266,28 +422,90 @@ class EDM(NetworkModel):
             alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
             sigma_t, sigma_s = NoiseSchedule.sigma(gamma_t), NoiseSchedule.sigma(gamma_s)
             scale, std = sigma2_ts / alpha_ts / sigma_t, sigma2_ts.sqrt() * sigma_s / sigma_t
-            pos = pos / alpha_ts - scale * eps_pos.to(dtype) + std * self._noise(pos.shape, batch, generator)
+            pos = pos / alpha_ts - scale * eps_pos.to(dtype) + std * self._noise(pos.shape, batch, generator, num_graphs)
             h = h / alpha_ts - scale * eps_h.to(dtype) + std * self._noise(h.shape, None, generator)
         # p(x | z_0): the denoised positions with the small remaining noise; types from z_0's one-hot part.
         zeros = torch.zeros(num_atoms, dtype=dtype, device=device)
         gamma_0 = self.schedule(zeros)[:, None]
-        eps_pos, _ = self.predict_noise(pos, h, zeros, batch)
+        eps_pos, _ = self.predict_noise(pos, h, zeros, batch, num_graphs, edge_index)
         alpha_0, sigma_0 = NoiseSchedule.alpha(gamma_0), NoiseSchedule.sigma(gamma_0)
         pos = (pos - sigma_0 * eps_pos.to(dtype)) / alpha_0
         if sampler == "ancestral":  # EDM samples x ~ N(x̂, σ_0/α_0); DDIM stays deterministic
-            pos = pos + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator)
+            pos = pos + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator, num_graphs)
         types = h[:, : self.num_types].argmax(dim=-1)  # [N]
-        return Data(pos=_centred(pos, batch), z=self.atomic_numbers[types], batch=batch)
+        return Data(pos=_centred(pos, batch, num_graphs), z=self.atomic_numbers[types], batch=batch)
 
-    def _noise(self, shape: torch.Size, batch: Tensor | None, generator: torch.Generator | None) -> Tensor:
-        """Standard normal noise; centred per molecule when ``batch`` is given (positions)."""
+    def _sample_heun(self, pos: Tensor, h: Tensor, batch: Tensor, num_graphs: int, edge_index: Tensor, steps: int,
+                     generator: torch.Generator | None, churn: float, sigma_max: float) -> Data:
+        """Karras et al.'s stochastic Heun sampler from unit noise ``pos``, ``h`` (see :meth:`sample`)."""
+        sigmas = karras_sigmas(steps, KARRAS_SIGMA_MIN, sigma_max).to(pos.device, pos.dtype)  # [steps + 1], … 0
+        gamma = min(churn / steps, math.sqrt(2.0) - 1.0)
+        num_atoms = batch.shape[0]
+        pos, h = pos * sigmas[0], h * sigmas[0]
+
+        def slope(pos: Tensor, h: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:  # dx/dσ of the probability-flow ODE
+            denoised_pos, denoised_h = self.denoise(pos, h, sigma.expand(num_atoms), batch, num_graphs, edge_index)
+            return (pos - denoised_pos) / sigma, (h - denoised_h) / sigma
+
+        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+            sigma_hat = sigma * (1.0 + gamma)
+            if gamma > 0:  # churn: raise the noise level with fresh noise
+                extra = (sigma_hat**2 - sigma**2).sqrt()
+                pos = pos + extra * self._noise(pos.shape, batch, generator, num_graphs)
+                h = h + extra * self._noise(h.shape, None, generator)
+            d_pos, d_h = slope(pos, h, sigma_hat)
+            next_pos, next_h = pos + (sigma_next - sigma_hat) * d_pos, h + (sigma_next - sigma_hat) * d_h
+            if sigma_next > 0:  # Heun's correction
+                d2_pos, d2_h = slope(next_pos, next_h, sigma_next)
+                next_pos = pos + (sigma_next - sigma_hat) * 0.5 * (d_pos + d2_pos)
+                next_h = h + (sigma_next - sigma_hat) * 0.5 * (d_h + d2_h)
+            pos, h = next_pos, next_h
+        types = h[:, : self.num_types].argmax(dim=-1)  # [N]
+        return Data(pos=_centred(pos, batch, num_graphs), z=self.atomic_numbers[types], batch=batch)
+
+    def _noise(self, shape: torch.Size, batch: Tensor | None, generator: torch.Generator | None,
+               num_graphs: int | None = None) -> Tensor:
+        """Standard normal noise; centred per molecule when ``batch`` (and ``num_graphs``) are given (positions)."""
         noise = torch.randn(shape, dtype=self.schedule.gamma_table.dtype, device=self.sizes.device, generator=generator)
-        return _centred(noise, batch) if batch is not None else noise
+        return _centred(noise, batch, num_graphs) if batch is not None else noise
 
     def sample_sizes(self, num: int, generator: torch.Generator | None = None) -> Tensor:
         """Molecule sizes ``[num]`` drawn from the training histogram."""
         draws = torch.multinomial(self.size_probabilities, num, replacement=True, generator=generator)
         return self.sizes[draws]
+
+
+def karras_preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r""":math:`(c_\mathrm{skip}, c_\mathrm{out}, c_\mathrm{in}, c_\mathrm{noise})` of Karras et al. (2022) at noise levels ``sigma``.
+
+    Example:
+        >>> [round(float(c), 4) for c in karras_preconditioning(torch.tensor(1.0), 1.0)]
+        [0.5, 0.7071, 0.7071, 0.0]
+    """
+    total = sigma**2 + sigma_data**2
+    return sigma_data**2 / total, sigma * sigma_data / total.sqrt(), 1.0 / total.sqrt(), sigma.log() / 4.0
+
+
+def karras_loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
+    r"""The loss weight :math:`\lambda(\sigma) = (\sigma^2 + \sigma_d^2) / (\sigma \sigma_d)^2 = 1 / c_\mathrm{out}^2`."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    r"""The noise levels of Karras et al.'s sampler: :math:`\sigma_i = (\sigma_\max^{1/\rho} + \tfrac{i}{K-1}
+    (\sigma_\min^{1/\rho} - \sigma_\max^{1/\rho}))^\rho` for :math:`i < K` = ``steps``, then 0.
+
+    Returns:
+        float64 ``[steps + 1]``, decreasing from ``sigma_max`` (``sigma_min`` as well for one step) to 0.
+
+    Example:
+        >>> [round(float(s), 4) for s in karras_sigmas(3, 0.002, 1.0)]
+        [1.0, 0.0872, 0.002, 0.0]
+    """
+    ramp = torch.linspace(0.0, 1.0, steps, dtype=torch.float64) if steps > 1 else torch.zeros(1, dtype=torch.float64)
+    inverse_max, inverse_min = sigma_max ** (1.0 / rho), sigma_min ** (1.0 / rho)
+    sigmas = (inverse_max + ramp * (inverse_min - inverse_max)) ** rho
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
 
 
 def sampling_times(total: int, steps: int, spacing: float = 1.0) -> Tensor:
@@ -323,6 +541,13 @@ def _standard_normal_cdf(x: Tensor) -> Tensor:
     return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
-def _centred(pos: Tensor, batch: Tensor) -> Tensor:
-    """Positions with each molecule's centre of geometry moved to the origin."""
-    return pos - scatter_mean(pos, batch, int(batch.max()) + 1)[batch]
+def _centred(pos: Tensor, batch: Tensor, num_graphs: int | None = None) -> Tensor:
+    """Positions with each molecule's centre of geometry moved to the origin (``num_graphs``: found if not given)."""
+    num_graphs = _num_graphs(batch) if num_graphs is None else num_graphs
+    return pos - scatter_mean(pos, batch, num_graphs)[batch]
+
+
+def _num_graphs(batch: Tensor, data: Data | None = None) -> int:
+    """The number of molecules of a batch: ``data.num_graphs`` of a ``Batch`` (known on the host), else from ``batch``."""
+    known = getattr(data, "num_graphs", None) if isinstance(data, Batch) else None
+    return int(known) if known is not None else int(batch.max()) + 1

@@ -96,6 +96,7 @@ class EGNNNBody(nn.Module):
     """
 
     config_class = EGNNConfig
+    description = "an EGNN N-body forecaster"
 
     def __init__(self, config: EGNNConfig) -> None:
         super().__init__()

@@ -16,7 +16,7 @@ from ponita import Ponita
 from ponita.datasets import MAX_ATOMIC_NUMBER
 from ponita.ops import require, scatter_sum
 
-from ._checkpoint import read_checkpoint, register_model
+from ._checkpoint import describe_model, read_checkpoint, register_model
 from ._network_model import NetworkModel
 
 # Ponita arguments that the potential fixes itself.
@@ -113,6 +113,7 @@ class PonitaPotential(NetworkModel):
     """
 
     config_class = PotentialConfig
+    description = "an interatomic potential"
 
     def __init__(
         self,
@@ -257,7 +258,7 @@ def load_potential(path: str | Path, map_location: str | torch.device = "cpu") -
     checkpoint = read_checkpoint(path, map_location)
     if checkpoint.model_class != PonitaPotential.__name__:
         raise ValueError(
-            f"{path} holds a {checkpoint.model_class} (task {checkpoint.task!r}), not an interatomic potential; "
+            f"{path} holds {describe_model(checkpoint.model_class)} (task {checkpoint.task!r}), not an interatomic potential; "
             "pass a potential.pt written by `ponita train md17`."
         )
     return checkpoint.build(map_location)

@@ -45,6 +45,7 @@ class PonitaNBody(NetworkModel):
     """
 
     config_class = NBodyConfig
+    description = "a PONITA N-body forecaster"
 
     def __init__(self, config: NBodyConfig) -> None:
         super().__init__()

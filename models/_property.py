@@ -63,6 +63,7 @@ class PonitaRegressor(NetworkModel):
     """
 
     config_class = RegressorConfig
+    description = "a molecular property regressor"
 
     def __init__(self, config: RegressorConfig) -> None:
         super().__init__()

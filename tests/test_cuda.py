@@ -138,7 +138,8 @@ def test_md17_fit_on_cuda_calibrates_trains_and_exports(precision: str, tmp_path
     train_frames = load_rmd17("ethanol", "train")[:10]
     config = load_config("md17", "quick", overrides=[
         "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "max_epochs=1",
-        "max_time_minutes=null", "accelerator=gpu", "devices=1", "compile_step=false", f"precision={precision}",
+        "max_time_minutes=null", "lr_horizon=epochs", "accelerator=gpu", "devices=1", "compile_step=false",
+        f"precision={precision}",
         f"output={tmp_path / 'run'}",
     ])
     result = fit(MD17Task(config), train_frames[:6], train_frames[6:8], train_frames[8:10])

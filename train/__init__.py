@@ -12,8 +12,10 @@ from ._edm import EDMOptions, EDMTask, sample_molecules
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, build_optimizer, cosine_with_warmup
+from ._machine import PrecisionChoice, choose_precision, cpu_bf16_speedup, machine_summary
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._muon import MuonAdam, muon_parameters
+from ._probe import ProbeCallback, read_probes
 from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
 from ._nbody import NBodyOptions, NBodyTask
 from ._qm9 import QM9Options, QM9Task
@@ -32,6 +34,8 @@ __all__ = [
     "MuonAdam",
     "NBodyOptions",
     "NBodyTask",
+    "PrecisionChoice",
+    "ProbeCallback",
     "QM9Options",
     "QM9Task",
     "RotatedFrames",
@@ -41,16 +45,20 @@ __all__ = [
     "TaskModule",
     "TrainConfig",
     "build_optimizer",
+    "choose_precision",
     "config_fields",
     "cosine_with_warmup",
+    "cpu_bf16_speedup",
     "energy_force_loss",
     "evaluate_potential",
     "export_model",
     "fit",
     "load_config",
+    "machine_summary",
     "muon_parameters",
     "plot_learning_curve",
     "preset_names",
+    "read_probes",
     "register_task",
     "resume_config",
     "run_md",

@@ -24,6 +24,7 @@ parameters, so Lightning's ``backward``, gradient clipping, optimiser and EMA ru
 """
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,8 @@ class CompiledLoss:
         self._graphs: list[tuple[tuple, list[Tensor], Callable]] = []
         self._eager = False
         self._tensors: tuple[nn.Module, list[Tensor], list[Tensor]] | None = None  # the model's, listed once
+        self.compile_seconds = 0.0
+        """Wall time spent tracing and compiling so far (each new structure's first step, which compiles)."""
 
     def __call__(self, model: nn.Module, batch: Batch) -> Tensor:
         if self._eager:
@@ -115,6 +118,7 @@ class CompiledLoss:
             model.training,
         )
         values = [batch[key] for key in structure]
+        compiling = None
         for known, known_values, graph in self._graphs:
             if known == signature and all(torch.equal(a, b) for a, b in zip(values, known_values)):
                 break
@@ -126,12 +130,15 @@ class CompiledLoss:
                 )
                 self._eager = True
                 return self.loss_fn(model, batch)
+            compiling = time.perf_counter()
             graph = self._compile(model, batch, inputs)
             self._graphs.append((signature, [value.clone() for value in values], graph))
         if self._tensors is None or self._tensors[0] is not model:
             self._tensors = (model, list(model.parameters()), list(model.buffers()))
         _, parameters, buffers = self._tensors
         loss, gradients = graph([p.detach() for p in parameters], buffers, [batch[key] for key in inputs])
+        if compiling is not None:  # torch.compile compiles lazily, in this first call
+            self.compile_seconds += time.perf_counter() - compiling
         return _PrecomputedGradients.apply(loss, tuple(gradients), *parameters)
 
     def _compile(self, model: nn.Module, batch: Batch, inputs: list[str]) -> Callable:

@@ -30,7 +30,7 @@ from ponita import PonitaConfig
 
 from ._task import Task, task_class
 
-PRECISIONS = ("32-true", "64-true", "bf16-mixed")
+PRECISIONS = ("auto", "32-true", "64-true", "bf16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 LR_HORIZONS = ("epochs", "time")
@@ -66,7 +66,13 @@ class TrainConfig:
             with Inductor (:class:`ponita.train.CompiledLoss`); for tasks whose batches keep one structure
             (e.g. one molecule), on one process. The first step compiles (30–80 s on a 2-core CPU), later
             ones run 1.5–2× faster; same gradients up to float round-off.
-        precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``.
+        probe_every_minutes: every this many minutes of training steps, log the task's quality probe
+            (:meth:`Task.probe`, e.g. a generator's molecule stability) against training hours in
+            ``logs/probe.csv`` and the learning curve; ``None``: no probes (tasks without a probe ignore it).
+        precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``, or ``"auto"``:
+            bf16 where it is fast (a CUDA device with bf16, a CPU whose bf16 GEMMs measure faster than fp32),
+            fp32 elsewhere (:func:`ponita.train.choose_precision`; the run header and the model's protocol
+            say what was chosen and why).
         accelerator: Lightning accelerator.
         devices: devices per node.
         num_nodes: nodes.
@@ -95,6 +101,7 @@ class TrainConfig:
     ema_decay: float = 0.99
     gradient_clip: float | None = 0.5
     compile_step: bool = False
+    probe_every_minutes: float | None = None
     # Hardware.
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -127,7 +134,8 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
-        for name in ("max_time_minutes", "gradient_clip", "early_stopping_patience", "num_threads"):
+        optional = ("max_time_minutes", "gradient_clip", "early_stopping_patience", "num_threads", "probe_every_minutes")
+        for name in optional:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or null (off), got {value}.")

@@ -99,7 +99,8 @@ class TaskDataModule(pl.LightningDataModule):
         rotate_fields: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        self.train_frames, self.val_frames = list(train_frames), list(val_frames)
+        # Kept as given: a sequence that makes its samples on access (e.g. QM9Molecules) stays light.
+        self.train_frames, self.val_frames = train_frames, val_frames
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.rotate_fields = tuple(rotate_fields)
 

@@ -19,35 +19,46 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import Molecule, load_qm9, molecule_metrics, qm9_split
+from ponita.datasets import Molecule, QM9Molecules, load_qm9, molecule_metrics, qm9_split
 from ponita.datasets._rdkit import require_rdkit
-from ponita.models import DEFAULT_SPACING, EDM, EDMConfig
+from ponita.models import DEFAULT_SPACING, EDM, KARRAS_DEFAULT_STEPS, OBJECTIVES, EDMConfig
 
 from ._config import TrainConfig
 from ._qm9 import check_subset_sizes
 from ._task import Task, register_task
 
 QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
+PROBE_DENOISING_MOLECULES = 256  # validation molecules of the probe's denoising error
 
 
 @dataclass
 class EDMOptions:
-    """The ``task_options`` of ``qm9-edm``.
+    r"""The ``task_options`` of ``qm9-edm``.
 
     Attributes:
-        steps: diffusion steps :math:`T` (EDM: 1000).
+        steps: diffusion steps :math:`T` of the ``vp`` objective (EDM: 1000).
         noise_precision: the noise schedule's precision :math:`s` (EDM: 1e-5).
-        condition_kernel: give :math:`t/T` to the kernel basis too.
+        condition_kernel: give the noise level to the kernel basis too.
+        objective: ``"vp"`` (EDM's; reproduction) or ``"karras"`` (preconditioned denoiser, Heun sampler; see
+            :class:`ponita.models.EDMConfig`).
+        sigma_data, p_mean, p_std: the ``karras`` objective's :math:`\sigma_d` and log-normal noise levels.
         data_dir: folder of the processed QM9 cache.
         num_train, num_val, num_test: use the first this many molecules of each split (``None``: all).
         num_samples: molecules sampled by the test.
-        sample_steps: sampler steps in the test (``None``: all :math:`T`).
+        sample_steps: sampler steps in the test (``None``: the objective's default, all :math:`T` for ``vp``).
         sample_spacing: time spacing :math:`p` of fewer sampler steps (:func:`ponita.models.sampling_times`).
+        probe_molecules: molecules sampled by each training-time probe (``probe_every_minutes``; fixed seed).
+        probe_steps: sampler steps of the probe's molecules (at most ``steps``).
+        probe_noise: the noise level (Å) of the probe's denoising error (:meth:`ponita.models.EDM.denoising_error`).
     """
 
     steps: int = 1000
     noise_precision: float = 1e-5
     condition_kernel: bool = True
+    objective: str = "vp"
+    sigma_data: float = 1.0
+    p_mean: float = -1.2
+    p_std: float = 1.2
     data_dir: str | None = None
     num_train: int | None = None
     num_val: int | None = None
@@ -55,14 +66,23 @@ class EDMOptions:
     num_samples: int = 100
     sample_steps: int | None = None
     sample_spacing: float = DEFAULT_SPACING
+    probe_molecules: int = 200
+    probe_steps: int = 100
+    probe_noise: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.num_samples < 1:
-            raise ValueError(f"steps and num_samples must be ≥ 1, got {self.steps}, {self.num_samples}.")
+        if self.steps < 1 or self.num_samples < 1 or self.probe_molecules < 1:
+            raise ValueError(f"steps, num_samples and probe_molecules must be ≥ 1, got {self.steps}, "
+                             f"{self.num_samples}, {self.probe_molecules}.")
+        if self.probe_steps < 1 or not 0 < self.probe_noise < math.inf:
+            raise ValueError(f"probe_steps must be ≥ 1 and probe_noise a finite number > 0; got {self.probe_steps}, "
+                             f"{self.probe_noise}.")
         if self.sample_steps is not None and not 1 <= self.sample_steps <= self.steps:
             raise ValueError(f"sample_steps must lie in 1..steps={self.steps}, got {self.sample_steps}.")
         if not 0 < self.sample_spacing < math.inf:
             raise ValueError(f"sample_spacing must be a finite number > 0, got {self.sample_spacing}.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         check_subset_sizes(self)
 
 
@@ -91,17 +111,15 @@ class EDMTask(Task):
         super().__init__(config)
         require_rdkit("The qm9-edm task (its test metrics)")  # before training, not after it
 
-    def _molecules(self, part: str, limit: int | None) -> list[Data]:
+    def _molecules(self, part: str, limit: int | None) -> QM9Molecules:
         if getattr(self, "_qm9", None) is None:
             self._qm9 = load_qm9(self.options.data_dir)
-        qm9 = self._qm9
-        rows = qm9_split(len(qm9), "edm")[part][:limit]
-        return [Data(z=molecule.z, pos=molecule.pos.float()) for molecule in map(qm9.molecule, rows.tolist())]
+        return QM9Molecules(self._qm9, qm9_split(len(self._qm9), "edm")[part][:limit], atoms_only=True)
 
-    def train_val_data(self) -> tuple[list[Data], list[Data]]:
+    def train_val_data(self) -> tuple[QM9Molecules, QM9Molecules]:
         return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
 
-    def test_data(self) -> list[Data]:
+    def test_data(self) -> QM9Molecules:
         return self._molecules("test", self.options.num_test)
 
     def protocol(self) -> str:
@@ -109,16 +127,20 @@ class EDMTask(Task):
                 f"training molecules, validate on {self.options.num_val or 17_748:,}")
 
     def test_protocol(self) -> str:
-        steps = self.options.sample_steps or self.options.steps
+        default = KARRAS_DEFAULT_STEPS if self.options.objective == "karras" else self.options.steps
+        steps = self.options.sample_steps or default
         return (f"{self.options.num_samples} sampled molecules ({steps} sampler steps); noise error on "
                 f"{self.options.num_test or 13_083:,} test molecules")
 
     def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
-        return {"size_counts": dict(sorted(Counter(int(molecule.z.shape[0]) for molecule in train).items()))}
+        sizes = train.sizes().tolist() if isinstance(train, QM9Molecules) else [int(m.z.shape[0]) for m in train]
+        return {"size_counts": dict(sorted(Counter(sizes).items()))}
 
     def build_model(self, statistics: dict[str, Any]) -> EDM:
-        config = EDMConfig(QM9_ATOMIC_NUMBERS, statistics["size_counts"], self.options.steps, self.options.noise_precision,
-                           self.options.condition_kernel, dict(self.config.model))
+        options = self.options
+        config = EDMConfig(QM9_ATOMIC_NUMBERS, statistics["size_counts"], options.steps, options.noise_precision,
+                           options.condition_kernel, dict(self.config.model), options.objective, options.sigma_data,
+                           options.p_mean, options.p_std)
         return EDM(config)
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
@@ -134,17 +156,36 @@ class EDMTask(Task):
         samples = sample_molecules(model, self.options.num_samples, self.options.sample_steps,
                                    self.config.test_batch_size, generator, spacing=self.options.sample_spacing)
         seconds = (time.perf_counter() - start) / len(samples)
+        default = KARRAS_DEFAULT_STEPS if self.options.objective == "karras" else self.options.steps
+        nll = mean_nll(model, data, self.config) if self.options.objective == "vp" else None  # no bound for karras
         return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
-                "sample_steps": self.options.sample_steps or self.options.steps,
-                "test_noise_mse": self.mean_errors(model, data)["loss"], "test_nll": mean_nll(model, data, self.config)}
+                "sample_steps": self.options.sample_steps or default,
+                "test_noise_mse": self.mean_errors(model, data)["loss"], "test_nll": nll}
+
+    def probe(self, model: nn.Module) -> dict[str, float]:
+        """Stability and validity of ``probe_molecules`` molecules sampled in ``probe_steps`` steps (the same sizes
+        and noise every time), and the denoising error at ``probe_noise`` Å on 256 validation molecules."""
+        device = next(model.parameters()).device
+        steps = self.options.probe_steps if self.options.objective == "karras" else min(self.options.probe_steps,
+                                                                                        self.options.steps)
+        samples = sample_molecules(model, self.options.probe_molecules, steps,
+                                   self.config.test_batch_size, torch.Generator(device).manual_seed(self.config.seed),
+                                   spacing=self.options.sample_spacing)
+        metrics = molecule_metrics(samples)
+        if getattr(self, "_probe_batch", None) is None:
+            self._probe_batch = Batch.from_data_list(list(self._molecules("valid", PROBE_DENOISING_MOLECULES)))
+        generator = torch.Generator(device).manual_seed(self.config.seed)
+        error = model.denoising_error(self._probe_batch.to(device), self.options.probe_noise, generator)
+        return {"molecule_stability": metrics["molecule_stability"], "atom_stability": metrics["atom_stability"],
+                "validity": metrics["validity"], "denoising_error": float(error)}
 
     @classmethod
     def format_metrics(cls, metrics: dict[str, Any]) -> str:
         names = ("atom_stability", "molecule_stability", "validity", "uniqueness")
         table = "  ".join(f"{name.replace('_', ' ')} {100 * metrics[name]:.1f} %" for name in names)
         return (f"  {metrics['num_molecules']} samples, {metrics['sample_steps']} steps: {table}\n"
-                f"  {metrics['seconds_per_molecule']:.3f} s per molecule; test noise MSE {metrics['test_noise_mse']:.4f}; "
-                f"test NLL {metrics['test_nll']:.1f} nats per molecule")
+                f"  {metrics['seconds_per_molecule']:.3f} s per molecule; test loss {metrics['test_noise_mse']:.4f}"
+                + (f"; test NLL {metrics['test_nll']:.1f} nats per molecule" if metrics.get("test_nll") is not None else ""))
 
 
 def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
@@ -160,14 +201,17 @@ def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
 
 def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
                      generator: torch.Generator | None = None, num_atoms: int | None = None,
-                     sampler: str = "ancestral", spacing: float = DEFAULT_SPACING) -> list[Molecule]:
-    """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``."""
+                     sampler: str | None = None, spacing: float = DEFAULT_SPACING,
+                     **heun: float) -> list[Molecule]:
+    """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``.
+
+    ``heun`` takes the Heun sampler's ``churn`` and ``sigma_max`` (``karras`` generators; see :meth:`EDM.sample`)."""
     molecules = []
     for start in range(0, num, batch_size):
         count = min(batch_size, num - start)
         sizes = (torch.full((count,), num_atoms, dtype=torch.long) if num_atoms is not None
                  else model.sample_sizes(count, generator))
-        data = model.sample(sizes, steps, generator, sampler, spacing)
+        data = model.sample(sizes, steps, generator, sampler, spacing, **heun)
         pos, z = data.pos.cpu().numpy(), data.z.cpu().numpy()
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cpu().cumsum(0)]).tolist()
         molecules += [Molecule.from_atomic_numbers(z[a:b], pos[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]

@@ -8,8 +8,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from ._probe import PROBE_FILE, read_probes  # noqa: E402
+
+_PROBE_BOOKKEEPING = ("train_hours", "epoch", "step", "probe_seconds")
+
+
 def plot_learning_curve(log_dir: str | Path, path: str | Path, metrics: dict[str, str]) -> Path:
-    """Plots the training loss and the validation metrics per epoch (log scale) and saves a PNG.
+    """Plots the training loss and the validation metrics per epoch (log scale), and the task's probes against
+    training hours if the run logged any (``probe.csv``, see :class:`~ponita.train.ProbeCallback`), and saves a PNG.
 
     Args:
         log_dir: the folder of the ``metrics*.csv`` files written by Lightning's ``CSVLogger`` (one per
@@ -31,7 +37,10 @@ def plot_learning_curve(log_dir: str | Path, path: str | Path, metrics: dict[str
                 for key in series:
                     if row.get(key) and row.get("epoch"):
                         series[key][int(float(row["epoch"]))] = float(row[key])
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    probes = read_probes(Path(log_dir) / PROBE_FILE)
+    measures = [key for key in (probes[0] if probes else {}) if key not in _PROBE_BOOKKEEPING]
+    figure, axes = plt.subplots(1, 2 + len(measures), figsize=(5 * (2 + len(measures)), 4), squeeze=False)
+    axes = axes[0]
     for key, label, panel in curves:
         if series[key]:
             epochs = sorted(series[key])
@@ -40,6 +49,11 @@ def plot_learning_curve(log_dir: str | Path, path: str | Path, metrics: dict[str
         axis.set(xlabel="epoch", yscale="log", title=title)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
+    for axis, key in zip(axes[2:], measures):  # the task's probes against hours of training steps
+        rows = [row for row in probes if key in row]
+        axis.plot([row["train_hours"] for row in rows], [row[key] for row in rows], marker="o")
+        axis.set(xlabel="hours of training steps", title=f"probe: {key.replace('_', ' ')} (EMA weights)")
+        axis.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 
 from ._compiled_step import CompiledLoss
 from ._config import TrainConfig
+from ._machine import PrecisionChoice
 from ._muon import MuonAdam, has_fused_adam, muon_parameters
 from ._task import Task
 
@@ -79,11 +80,15 @@ class TaskModule(pl.LightningModule):
         model: the zoo model to train.
         statistics: the training statistics the model was built from (stored in every checkpoint).
         protocol: what the model is trained on (stored in every checkpoint).
+        precision: the precision the trainer runs in and why (``config.precision`` unless given; the run
+            header prints it).
     """
 
-    def __init__(self, task: Task, model: nn.Module, statistics: dict[str, object], protocol: str) -> None:
+    def __init__(self, task: Task, model: nn.Module, statistics: dict[str, object], protocol: str,
+                 precision: PrecisionChoice | None = None) -> None:
         super().__init__()
         self.task, self.statistics, self.protocol = task, statistics, protocol
+        self.precision_choice = precision or PrecisionChoice(task.config.precision, "set in the config")
         self.model = model
         self.ema = copy.deepcopy(model).requires_grad_(False)
         self.val_metrics = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in task.metrics})

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import QM9_FEATURES, QM9_TARGETS, load_qm9, qm9_split
+from ponita.datasets import QM9_FEATURES, QM9_TARGETS, QM9Molecules, load_qm9, qm9_split
 from ponita.models import PonitaRegressor, RegressorConfig
 
 from ._config import TrainConfig
@@ -94,17 +94,15 @@ class QM9Task(Task):
                 "the lifted preset sets both."
             )
 
-    def _molecules(self, part: str, limit: int | None) -> list[Data]:
+    def _molecules(self, part: str, limit: int | None) -> QM9Molecules:
         if getattr(self, "_qm9", None) is None:
             self._qm9 = load_qm9(self.options.data_dir)
-        qm9 = self._qm9
-        rows = qm9_split(len(qm9))[part][:limit]
-        return [qm9.molecule(int(row), self.options.target) for row in rows]
+        return QM9Molecules(self._qm9, qm9_split(len(self._qm9))[part][:limit], self.options.target)
 
-    def train_val_data(self) -> tuple[list[Data], list[Data]]:
+    def train_val_data(self) -> tuple[QM9Molecules, QM9Molecules]:
         return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
 
-    def test_data(self) -> list[Data]:
+    def test_data(self) -> QM9Molecules:
         return self._molecules("test", self.options.num_test)
 
     def _unit(self) -> str:

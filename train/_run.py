@@ -19,6 +19,8 @@ from ._config import TrainConfig, load_config, save_config
 from ._data_module import TaskDataModule
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule
+from ._machine import choose_precision
+from ._probe import PROBE_FILE, ProbeCallback
 from ._task import Task, task_class
 
 
@@ -107,11 +109,14 @@ def fit(
             f"--resume {output / 'checkpoints' / 'last.ckpt'}, or choose another output folder."
         )
     output.mkdir(parents=True, exist_ok=True)
+    precision = choose_precision(config.precision, config.accelerator)
     pl.seed_everything(config.seed, verbose=False)
     protocol = protocol if protocol is not None else task.protocol()
+    protocol = f"{protocol}; trained in {precision.precision}" + (
+        f" ({precision.reason})" if config.precision == "auto" else "")
 
     statistics = task.statistics(train_data)
-    module = TaskModule(task, task.build_model(statistics), statistics, protocol)
+    module = TaskModule(task, task.build_model(statistics), statistics, protocol, precision)
     if config.compile_step and task.static_batch(module.model, Batch.from_data_list(list(train_data[:1]))) is None:
         raise ValueError(
             f"compile_step needs batches whose graph does not depend on the positions, which task {task.name!r} "
@@ -125,6 +130,8 @@ def fit(
     # A second, unmonitored callback writes last.ckpt after every epoch (save_last only follows new bests).
     last_checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", enable_version_counter=False)
     all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks]
+    if config.probe_every_minutes is not None and type(task).probe is not Task.probe:
+        all_callbacks.append(ProbeCallback(config.probe_every_minutes, output / "logs" / PROBE_FILE))
     if config.early_stopping_patience is not None:
         all_callbacks.append(EarlyStopping(monitor, patience=config.early_stopping_patience, mode="min"))
     loggers = _loggers(output, keep_previous=resume is not None)
@@ -136,7 +143,7 @@ def fit(
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=config.strategy,
-        precision=config.precision,
+        precision=precision.precision,
         check_val_every_n_epoch=config.check_val_every_n_epoch,
         callbacks=all_callbacks,
         logger=loggers,

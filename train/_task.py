@@ -125,6 +125,12 @@ class Task:
         """Test metrics of ``model`` (in eval mode, on its device) on ``data``; JSON-like, written to ``test.json``."""
         raise NotImplementedError
 
+    def probe(self, model: nn.Module) -> dict[str, float]:
+        """Measures of ``model``'s quality (the EMA weights, in eval mode, under ``no_grad``) that the run logs
+        against training time every ``probe_every_minutes`` (``logs/probe.csv``, see
+        :class:`~ponita.train.ProbeCallback`), e.g. a generator's molecule stability. The default has none."""
+        return {}
+
     def finalize(self, model: nn.Module, train: Sequence[Data]) -> dict[str, Any] | None:
         """A last step on the trained (exported, EMA) model before it is saved for good and tested, e.g.
         refitting constants that the loss barely constrains. Changes ``model`` in place and returns what

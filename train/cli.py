@@ -11,6 +11,7 @@ import math
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,17 @@ class UsageError(ValueError):
     """A bad command-line argument; reported as one line."""
 
 
+# Warnings of our dependencies about their own dependencies: nothing a user of `ponita` can act on.
+_THIRD_PARTY_WARNINGS = (
+    r"`torch\.jit\.script` is (deprecated|not supported)",  # e3nn and torch_geometric script modules
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",    # Lightning's pytree helpers on torch ≥ 2.10
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ponita`` console script; returns the exit status."""
+    for message in _THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -52,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ponita.models import KARRAS_CHURN, KARRAS_DEFAULT_STEPS, KARRAS_SIGMA_MAX, SAMPLERS
+
     parser = argparse.ArgumentParser(prog="ponita", description="PONITA: SE(n)-equivariant models, trained and used.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -96,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     md.add_argument("--out", default="traj.xyz", help="extxyz trajectory")
     md.set_defaults(handler=_md)
 
-    bench = commands.add_parser("bench", help="benchmarks of trained models")
+    bench = commands.add_parser("bench", help="benchmarks: a potential's inference and MD speed, this CPU's precisions")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     bench_md = benchmarks.add_parser(
         "md", help="inference ms/frame and MD steps/s of a potential, eager and compiled",
@@ -110,6 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     bench_md.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
     bench_md.add_argument("--json", help="also write the results to this JSON file")
     bench_md.set_defaults(handler=_bench_md)
+    bench_precision = benchmarks.add_parser(
+        "precision", help="fp32 against bf16 on this machine (a GEMM, md17 training steps); what precision=auto picks",
+        description="Times a bf16 and an fp32 matrix product (what `precision: auto` decides by) and eager md17 "
+        "training steps of a preset in 32-true and bf16-mixed, so you can check a preset's precision on your machine.",
+    )
+    bench_precision.add_argument("--preset", default="quick", help="md17 preset (default quick)")
+    bench_precision.add_argument("--molecule", default="ethanol", choices=RMD17_MOLECULES,
+                                 help="rMD17 molecule (default ethanol, bundled)")
+    bench_precision.add_argument("--data-dir", help="folder with the rMD17 files (default: the bundled ethanol data)")
+    bench_precision.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the presets)")
+    bench_precision.add_argument("--steps", type=int, default=20, help="training steps per timed block (default 20)")
+    bench_precision.set_defaults(handler=_bench_precision)
 
     data = commands.add_parser("data", help="generate datasets")
     datasets = data.add_subparsers(dest="dataset", required=True, metavar="DATASET")
@@ -124,19 +148,26 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample", help="sample molecules from a generator written by `ponita train qm9-edm`",
-        description="Sample molecules with EDM's ancestral sampler or deterministic DDIM (fewer --steps: respaced); "
-        "same --seed, same molecules.",
+        description="Sample molecules: a 'vp' generator with EDM's ancestral sampler or deterministic DDIM (fewer "
+        "--steps: respaced), a 'karras' generator with the Heun sampler; same --seed, same molecules.",
     )
     sample.add_argument("checkpoint", help="generator.pt written by `ponita train qm9-edm`")
     sample.add_argument("-n", "--num", type=int, default=100, help="molecules to sample (default 100)")
     sample.add_argument("-o", "--out", default="samples.sdf", help="output .sdf (RDKit, EDM's bonds) or .xyz")
     sample.add_argument("--n-atoms", type=int, help="atoms per molecule (default: drawn from the training histogram)")
-    sample.add_argument("--steps", type=int, help="sampler steps (default: all of the model's)")
-    sample.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral",
-                        help="EDM's ancestral sampler, or deterministic DDIM (default ancestral)")
+    sample.add_argument("--steps", type=int,
+                        help=f"sampler steps (default: all T of a 'vp' generator, {KARRAS_DEFAULT_STEPS} Heun steps of "
+                        "a 'karras' one)")
+    sample.add_argument("--sampler", choices=SAMPLERS,
+                        help="'vp' generators: EDM's ancestral sampler (default) or deterministic DDIM; 'karras' "
+                        "generators: heun")
     sample.add_argument("--spacing", type=float,
                         help="with fewer --steps, visit the times T·(k/K)^SPACING: 1 uniform, 2 (default) denser "
                         "near the data, where fewer steps lose the most")
+    sample.add_argument("--sigma-max", type=float, default=KARRAS_SIGMA_MAX,
+                        help=f"heun: the noise level (Å) it starts from (default {KARRAS_SIGMA_MAX:g})")
+    sample.add_argument("--churn", type=float, default=KARRAS_CHURN,
+                        help=f"heun: stochasticity S_churn (default {KARRAS_CHURN:g}; 0: deterministic after the start)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
@@ -281,6 +312,29 @@ def _add_structure_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="folder with the rMD17 files for --from-data")
 
 
+def _bench_precision(args: argparse.Namespace) -> int:
+    import torch
+
+    from ponita.datasets import load_rmd17
+
+    from ._machine import benchmark_precisions, choose_precision, cpu_bf16_speedup, machine_summary
+
+    if args.threads < 1 or args.steps < 1:
+        raise UsageError(f"--threads and --steps must be ≥ 1; got {args.threads}, {args.steps}.")
+    config = load_config("md17", args.preset, overrides=[f"molecule={args.molecule}", "compile_step=false"])
+    frames = load_rmd17(args.molecule, "train", split=1, data_dir=args.data_dir)[:100]
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine_summary(args.threads)}")
+    print(f"bf16 GEMM (1024×128 @ 128×128): {cpu_bf16_speedup(args.threads):.2f}× the speed of fp32")
+    print(f"precision=auto picks: {choose_precision('auto', 'cpu')}")
+    print(f"md17 {args.preset} / {args.molecule}, batch {config.batch_size}, eager training steps:", flush=True)
+    timings = benchmark_precisions(config, frames, args.steps)
+    for precision, ms in timings.items():
+        print(f"  {precision:10s} {ms:8.1f} ms/step")
+    print(f"  bf16-mixed is {timings['32-true'] / timings['bf16-mixed']:.2f}× the speed of 32-true here")
+    return 0
+
+
 def _md_structure(args: argparse.Namespace, model: Any) -> Any:
     """The structure of ``--structure`` or ``--from-data``, checked against the potential's elements."""
     import ase
@@ -384,7 +438,7 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
-    from ponita.models import DEFAULT_SPACING, read_checkpoint
+    from ponita.models import DEFAULT_SPACING, KARRAS_DEFAULT_STEPS, describe_model, read_checkpoint
 
     from ._edm import sample_molecules
 
@@ -407,18 +461,26 @@ def _sample(args: argparse.Namespace) -> int:
         require_rdkit(needs_rdkit[0])  # before sampling
     checkpoint = read_checkpoint(args.checkpoint)
     if checkpoint.model_class != "EDM":
-        raise UsageError(f"{args.checkpoint} holds a {checkpoint.model_class}, not a generator; pass the generator.pt "
-                         "of `ponita train qm9-edm`.")
+        raise UsageError(f"{args.checkpoint} holds {describe_model(checkpoint.model_class)}, not a generator; pass the "
+                         "generator.pt of `ponita train qm9-edm`.")
     model = checkpoint.build(args.device)
-    if args.steps is not None and not 1 <= args.steps <= model.config.steps:
-        raise UsageError(f"--steps must lie in 1..{model.config.steps}, got {args.steps}.")
+    karras = model.config.objective == "karras"
+    sampler = args.sampler or ("heun" if karras else "ancestral")
+    if karras != (sampler == "heun"):
+        raise UsageError(f"--sampler {sampler} does not fit this generator (objective {model.config.objective!r}); "
+                         f"use {'heun' if karras else 'ancestral or ddim'}.")
+    if not 0 < args.sigma_max < math.inf or not 0 <= args.churn < math.inf:
+        raise UsageError(f"--sigma-max must be a finite number > 0 and --churn ≥ 0; got {args.sigma_max}, {args.churn}.")
+    if args.steps is not None and not 1 <= args.steps <= (10_000 if karras else model.config.steps):
+        raise UsageError(f"--steps must lie in 1..{10_000 if karras else model.config.steps}, got {args.steps}.")
+    default_steps = KARRAS_DEFAULT_STEPS if karras else model.config.steps
     spacing = args.spacing if args.spacing is not None else DEFAULT_SPACING
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start, molecules = time.time(), []
     while len(molecules) < args.num:
         count = min(args.batch_size, args.num - len(molecules))
-        molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms, args.sampler,
-                                      spacing)
+        molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms, sampler, spacing,
+                                      churn=args.churn, sigma_max=args.sigma_max)
         print(f"\r  sampled {len(molecules)}/{args.num} molecules  ({time.time() - start:.0f} s)", end="", flush=True)
     seconds = (time.time() - start) / len(molecules)
     write_molecules(molecules, str(out))
@@ -429,7 +491,8 @@ def _sample(args: argparse.Namespace) -> int:
     if args.metrics:
         training = _training_smiles() if args.novelty else None
         metrics = {**molecule_metrics(molecules, training), "seconds_per_molecule": seconds,
-                   "steps": args.steps or model.config.steps, "sampler": args.sampler, "spacing": spacing,
+                   "steps": args.steps or default_steps, "sampler": sampler, "spacing": spacing,
+                   **({"sigma_max": args.sigma_max, "churn": args.churn} if karras else {}),
                    "seed": args.seed,
                    "checkpoint": args.checkpoint}
         for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
@@ -553,10 +616,28 @@ def _check_output(output: str) -> None:
 
 
 class _EpochPrinter(pl.Callback):
-    """Prints one line per epoch with the training loss and the latest validation metrics (rank 0 only)."""
+    """Prints the run header (machine, precision, compile time), then one line per epoch with the training loss and
+    the latest validation metrics (rank 0 only)."""
 
     def __init__(self) -> None:
         self.start = time.time()
+        self._compile_reported = False
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        from ._machine import machine_summary
+
+        if trainer.is_global_zero:
+            config = module.task.config
+            print(f"  machine:   {machine_summary(config.num_threads)}")
+            print(f"  precision: {module.precision_choice}", flush=True)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
+        compiled = getattr(module, "compiled_loss", None)
+        if self._compile_reported or compiled is None or not trainer.is_global_zero:
+            return
+        self._compile_reported = True
+        print(f"  compiled the training step in {compiled.compile_seconds:.0f} s (compile_step=false skips this)",
+              flush=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         task: Task = module.task

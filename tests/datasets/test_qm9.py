@@ -12,6 +12,7 @@ from ponita.datasets import (
     HARTREE_TO_MEV,
     QM9_ATOM_REFERENCES,
     QM9_TARGETS,
+    QM9Molecules,
     load_qm9,
     process_qm9,
     qm9_split,
@@ -119,3 +120,17 @@ def test_edm_test_split_equals_edms_processed_file() -> None:
             count = int(edm["num_atoms"][position])
             assert np.array_equal(molecule.z.numpy(), edm["charges"][position, :count])
             assert np.abs(molecule.pos.numpy() - edm["positions"][position, :count]).max() < 1e-6
+
+
+def test_molecule_views_make_the_same_molecules_on_access_and_slice_lazily(first) -> None:
+    rows = np.array([7, 2, 250, 3])
+    view = QM9Molecules(first, rows, target="mu")
+    assert len(view) == 4 and isinstance(view[1:3], QM9Molecules) and len(view[1:3]) == 2
+    for item, row in zip(view, rows):
+        expected = first.molecule(int(row), "mu")
+        assert torch.equal(item.pos, expected.pos) and torch.equal(item.y, expected.y) and torch.equal(item.z, expected.z)
+    atoms = QM9Molecules(first, rows, atoms_only=True)
+    assert set(atoms[2].keys()) == {"z", "pos"} and atoms[2].pos.dtype == torch.float32
+    assert torch.equal(atoms[2].pos, first.molecule(250).pos.float())
+    assert atoms.sizes().tolist() == [int(first.molecule(int(row)).z.shape[0]) for row in rows]
+    assert [m.z.shape[0] for m in atoms[1:]] == atoms.sizes()[1:].tolist()

@@ -5,7 +5,17 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ponita.geometry import rotation_group
-from ponita.models import EDM, EDMConfig, load_model, sampling_times, save_model
+from ponita import testing
+from ponita.models import (
+    EDM,
+    EDMConfig,
+    karras_loss_weight,
+    karras_preconditioning,
+    karras_sigmas,
+    load_model,
+    sampling_times,
+    save_model,
+)
 
 NETWORK = {"hidden_dim": 16, "num_layers": 2, "num_ori": 12, "grid": "polyhedron", "basis_dim": 16}
 
@@ -43,9 +53,9 @@ def test_sampling_keeps_positions_centred_at_every_step(monkeypatch) -> None:
     seen = []
     original = model.predict_noise
 
-    def spy(pos, h, t, batch):
+    def spy(pos, h, t, batch, *args):
         seen.append(max(float(pos[batch == g].mean(0).abs().max()) for g in range(int(batch.max()) + 1)))
-        return original(pos, h, t, batch)
+        return original(pos, h, t, batch, *args)
 
     monkeypatch.setattr(model, "predict_noise", spy)
     sample = model.sample(torch.tensor([4, 6]), generator=torch.Generator().manual_seed(0))
@@ -141,9 +151,132 @@ def test_spacing_moves_only_fewer_steps_and_enters_the_reverse_process(monkeypat
     assert torch.equal(full_uniform.pos, full_quadratic.pos)  # all T steps: the spacing has nothing to choose
     seen = []
     original = model.predict_noise
-    spy = lambda pos, h, t, batch: seen.append(float(t[0])) or original(pos, h, t, batch)  # noqa: E731
+    spy = lambda pos, h, t, *args: seen.append(float(t[0])) or original(pos, h, t, *args)  # noqa: E731
     monkeypatch.setattr(model, "predict_noise", spy)
     draw(5, 2.0)
     assert [round(t * 20) for t in seen] == [20, 13, 7, 3, 1, 0]  # the steps' times, then p(x | z_0) at 0
     with pytest.raises(ValueError, match="a finite spacing > 0; got steps=5, spacing=0.0"):
         model.sample(torch.tensor([3]), steps=5, spacing=0.0)
+
+
+# The preconditioned ("karras") objective.
+
+
+def test_karras_preconditioning_and_loss_weight_match_a_hand_computation() -> None:
+    sigma = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    c_skip, c_out, c_in, c_noise = karras_preconditioning(sigma, 1.0)
+    assert torch.allclose(c_skip, torch.tensor([1 / 1.25, 1 / 5], dtype=torch.float64))
+    assert torch.allclose(c_out, torch.tensor([0.5 / 1.25**0.5, 2 / 5**0.5], dtype=torch.float64))
+    assert torch.allclose(c_in, torch.tensor([1 / 1.25**0.5, 1 / 5**0.5], dtype=torch.float64))
+    assert torch.allclose(c_noise, torch.tensor([-0.17328679513998632, 0.17328679513998632], dtype=torch.float64))
+    weight = karras_loss_weight(sigma, 0.5)
+    assert torch.allclose(weight, torch.tensor([(0.25 + 0.25) / 0.0625, (4 + 0.25) / 1.0], dtype=torch.float64))
+    assert torch.allclose(weight, 1 / karras_preconditioning(sigma, 0.5)[1] ** 2)  # λ = 1 / c_out²
+
+
+def test_karras_loss_is_the_weighted_error_of_the_preconditioned_denoiser() -> None:
+    model = tiny_edm(objective="karras", sigma_data=0.7, p_mean=-1.0, p_std=0.5).double()
+    data = molecules()
+    loss = model.loss(data, torch.Generator().manual_seed(5))
+    # The same draws, written out: ln σ per molecule, then position noise (centred), then feature noise.
+    generator = torch.Generator().manual_seed(5)
+    sigma = (-1.0 + 0.5 * torch.randn(2, dtype=torch.float64, generator=generator)).exp()[data.batch][:, None]
+    eps_x = torch.randn(8, 3, dtype=torch.float64, generator=generator)
+    eps_x = eps_x - torch.stack([eps_x[data.batch == g].mean(0) for g in range(2)])[data.batch]
+    eps_h = torch.randn(8, 6, dtype=torch.float64, generator=generator)
+    x = data.pos.double() - torch.stack([data.pos.double()[data.batch == g].mean(0) for g in range(2)])[data.batch]
+    h = model.features(data.z)
+    total = sigma**2 + 0.49
+    c_skip, c_out, c_in = 0.49 / total, sigma * 0.7 / total.sqrt(), 1 / total.sqrt()
+    out_x, out_h = model.predict_noise(c_in * (x + sigma * eps_x), c_in * (h + sigma * eps_h), sigma[:, 0].log() / 4,
+                                       data.batch)
+    denoised_x = c_skip * (x + sigma * eps_x) + c_out * out_x
+    denoised_h = c_skip * (h + sigma * eps_h) + c_out * out_h
+    weight = (sigma**2 + 0.49) / (sigma * 0.7) ** 2
+    expected = torch.cat([weight * (denoised_x - x) ** 2, weight * (denoised_h - h) ** 2], -1).mean()
+    assert torch.allclose(loss.double(), expected, rtol=1e-6)
+
+
+def test_karras_denoiser_is_equivariant_and_keeps_the_centre() -> None:
+    model = tiny_edm(objective="karras").double()
+    batch = molecules()
+    pos = batch.pos.double() - torch.stack([batch.pos.double()[batch.batch == g].mean(0) for g in range(2)])[batch.batch]
+    h, sigma = torch.randn(8, 6, dtype=torch.float64), torch.full((8,), 0.3, dtype=torch.float64)
+    rotation = rotation_group("icosahedral", dtype=torch.float64)[9]  # maps the 12-point grid onto itself
+    d_pos, d_h = model.denoise(pos, h, sigma, batch.batch, 2)
+    d_pos_r, d_h_r = model.denoise(pos @ rotation.T, h, sigma, batch.batch, 2)
+    assert torch.allclose(d_pos_r, d_pos @ rotation.T, atol=1e-10) and torch.allclose(d_h_r, d_h, atol=1e-10)
+    assert torch.stack([d_pos[batch.batch == g].mean(0) for g in range(2)]).abs().max() < 1e-12
+
+
+def test_heun_sampler_is_reproducible_centred_and_calls_the_denoiser_twice_per_step_but_the_last(monkeypatch) -> None:
+    model = tiny_edm(objective="karras").double()
+    sizes = torch.tensor([4, 6])
+    first = model.sample(sizes, steps=6, generator=torch.Generator().manual_seed(1))
+    again = model.sample(sizes, steps=6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(first.pos, again.pos) and torch.equal(first.z, again.z)
+    assert max(float(first.pos[first.batch == g].mean(0).abs().max()) for g in range(2)) < 1e-10
+    assert not torch.equal(first.pos, model.sample(sizes, steps=6, generator=torch.Generator().manual_seed(2)).pos)
+    levels = []
+    original = model.denoise
+    monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, *args: levels.append(float(sigma[0])) or
+                        original(pos, h, sigma, *args))
+    model.sample(sizes, steps=6, generator=torch.Generator().manual_seed(1), churn=0.0, sigma_max=2.0)
+    expected = karras_sigmas(6, 0.002, 2.0)
+    assert len(levels) == 11  # 2 · 6 − 1: no correction into σ = 0
+    assert levels[0] == pytest.approx(2.0) and levels[-1] == pytest.approx(float(expected[-2]))
+
+
+def test_karras_sigmas_run_from_max_to_min_then_zero() -> None:
+    sigmas = karras_sigmas(40, 0.002, 5.0)
+    assert len(sigmas) == 41 and sigmas[0] == pytest.approx(5.0) and sigmas[-2] == pytest.approx(0.002)
+    assert sigmas[-1] == 0 and (sigmas[:-1] > sigmas[1:]).all()
+
+
+def test_each_objective_refuses_the_others_samplers_and_karras_has_no_nll() -> None:
+    with pytest.raises(ValueError, match="objective 'karras' samples with 'heun'"):
+        tiny_edm(objective="karras").sample(torch.tensor([3]), sampler="ancestral")
+    with pytest.raises(ValueError, match="does not fit objective 'vp'"):
+        tiny_edm().sample(torch.tensor([3]), sampler="heun")
+    with pytest.raises(ValueError, match="defined for objective 'vp' only"):
+        tiny_edm(objective="karras").nll(molecules())
+    with pytest.raises(ValueError, match="Unknown objective 've'"):
+        tiny_edm(objective="ve")
+
+
+@pytest.mark.parametrize("objective", ["vp", "karras"])
+def test_the_denoiser_never_waits_for_the_device_given_the_batch_graph(objective) -> None:
+    model = tiny_edm(objective=objective).double()
+    batch = molecules()
+    edges = model.edges([5, 3])
+    pos, h = batch.pos.double(), torch.randn(8, 6, dtype=torch.float64)
+    level = torch.full((8,), 0.3, dtype=torch.float64)
+    with testing.HostSyncCounter() as counter:
+        model.predict_noise(pos, h, level, batch.batch, 2, edges)
+        if objective == "karras":
+            model.denoise(pos, h, level, batch.batch, 2, edges)
+    assert counter.total == 0, dict(counter.counts)
+    reference = model.predict_noise(pos, h, level, batch.batch)  # builds its own graph
+    assert torch.allclose(model.predict_noise(pos, h, level, batch.batch, 2, edges)[0], reference[0], atol=1e-12)
+
+
+def test_denoising_error_shrinks_with_the_noise_level_for_both_objectives() -> None:
+    for objective in ("vp", "karras"):
+        model = tiny_edm(objective=objective).double().eval()
+        errors = [float(model.denoising_error(molecules(), noise, torch.Generator().manual_seed(0)))
+                  for noise in (1e-3, 0.1)]
+        assert 0 < errors[0] < 0.05 < errors[1] < 10, (objective, errors)  # Å; near the data the estimate is x itself
+
+
+def test_heun_sampler_with_an_oracle_denoiser_lands_on_the_data(monkeypatch) -> None:
+    # For data that are a single molecule, the ideal denoiser returns it at every noise level; the sampler
+    # must then end exactly there (the churn's fresh noise is removed again on the way down).
+    model = tiny_edm(objective="karras").double()
+    target_pos = torch.tensor([[0.0, 0.0, 0.7], [0.0, 0.0, -0.7], [0.3, 0.9, 0.0]], dtype=torch.float64)
+    target_pos = target_pos - target_pos.mean(0)
+    target_h = model.features(torch.tensor([6, 8, 1]))
+    monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, batch, *args: (target_pos.repeat(2, 1),
+                                                                                target_h.repeat(2, 1)))
+    sample = model.sample(torch.tensor([3, 3]), steps=12, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(sample.pos, target_pos.repeat(2, 1), atol=1e-9)
+    assert sample.z.tolist() == [6, 8, 1, 6, 8, 1]

@@ -21,7 +21,7 @@ def _training_losses(precision: str, output: Path) -> list[float]:
     frames = load_rmd17("ethanol", "train")[:6]
     config = load_config("md17", "quick", overrides=[
         "hidden_dim=32", "num_layers=2", "num_ori=4", "basis_dim=8", "batch_size=2", "lr=1e-2",
-        "max_epochs=150", "check_val_every_n_epoch=150", "max_time_minutes=null", "accelerator=cpu",
+        "max_epochs=150", "check_val_every_n_epoch=150", "max_time_minutes=null", "lr_horizon=epochs", "accelerator=cpu",
         "devices=1", "num_threads=1", "seed=0", "compile_step=false", f"precision={precision}", f"output={output}",
     ])
     result = fit(MD17Task(config), frames[:4], frames[4:6])

@@ -49,7 +49,8 @@ SCRIPT = textwrap.dedent(
     frames = load_rmd17("ethanol", "train")[:12]
     config = load_config("md17", "quick", overrides=[
         "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "max_epochs=2",
-        "max_time_minutes=null", "accelerator=cpu", "devices=2", "strategy=ddp", "num_threads=1", "compile_step=false",
+        "max_time_minutes=null", "lr_horizon=epochs", "accelerator=cpu", "devices=2", "strategy=ddp", "num_threads=1",
+        "compile_step=false",
         f"output={sys.argv[1]}",
     ])
     result = fit(MD17Task(config), frames[:8], frames[8:10], frames[10:12], callbacks=[SaveStates(sys.argv[2])])

@@ -14,6 +14,13 @@ from ponita.train.cli import main
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, reason="needs pip install 'ponita[qm9]'")
 
 
+def _tiny_qm9(patch):
+    small = process_qm9(read_qm9pack_rows()[:200])
+    split = {"train": np.arange(120), "valid": np.arange(120, 160), "test": np.arange(160, 200)}
+    patch.setattr("ponita.train._edm.load_qm9", lambda data_dir=None: small)
+    patch.setattr("ponita.train._edm.qm9_split", lambda num, scheme: split)
+
+
 @pytest.fixture(scope="module")
 def generator_file(tmp_path_factory):
     """A generator trained for two epochs on 120 small QM9 molecules (T = 30)."""
@@ -24,7 +31,9 @@ def generator_file(tmp_path_factory):
         patch.setattr("ponita.train._edm.qm9_split", lambda num, scheme: split)
         output = tmp_path_factory.mktemp("edm") / "run"
         overrides = [f"output={output}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16", "steps=30",
-                     "max_epochs=2", "batch_size=20", "precision=32-true", "num_samples=8", "max_time_minutes=null"]
+                     "max_epochs=2", "batch_size=20", "precision=32-true", "num_samples=8", "max_time_minutes=null",
+                     "lr_horizon=epochs",
+                     "probe_every_minutes=0.002", "probe_molecules=4", "probe_steps=5"]
         task = EDMTask(load_config("qm9-edm", "quick", overrides=overrides))
         result = fit(task, *task.train_val_data(), task.test_data())
     return result
@@ -36,6 +45,20 @@ def test_a_tiny_run_trains_tests_by_sampling_and_stores_the_size_histogram(gener
     assert 0 <= metrics["molecule_stability"] <= 1 and metrics["seconds_per_molecule"] > 0
     counts = json.loads(generator_file.test_json.read_text())
     assert counts["trained_on"].startswith("QM9 with hydrogens, EDM split")
+
+
+def test_the_run_logs_its_probes_against_training_hours(generator_file) -> None:
+    from ponita.train._probe import read_probes
+
+    rows = read_probes(generator_file.output / "logs" / "probe.csv")
+    assert len(rows) >= 2
+    hours = [row["train_hours"] for row in rows]
+    assert hours == sorted(hours) and all(0.002 / 60 <= h for h in hours)
+    for row in rows:
+        assert set(row) == {"train_hours", "epoch", "step", "probe_seconds", "molecule_stability", "atom_stability",
+                            "validity", "denoising_error"}
+        assert all(0 <= row[key] <= 1 for key in ("molecule_stability", "atom_stability", "validity"))
+        assert 0 < row["denoising_error"] < 10  # Å
 
 
 def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp_path, capsys) -> None:
@@ -65,6 +88,8 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
         (["-o", "out.pdb"], "must be a .sdf or .xyz file"),
         (["--image", "grid.jpg"], "must be a .png file"),
         (["--spacing", "0"], "--spacing must be a finite number > 0"),
+        (["--sigma-max", "0"], "--sigma-max must be a finite number > 0"),
+        (["--sampler", "heun"], "--sampler heun does not fit this generator (objective 'vp')"),
     ],
 )
 def test_sample_rejects_bad_arguments_before_sampling(generator_file, tmp_path, monkeypatch, capsys, arguments, message) -> None:
@@ -78,4 +103,21 @@ def test_sample_rejects_a_checkpoint_that_is_not_a_generator(tmp_path, capsys) -
 
     potential = save_model(PonitaPotential([1], {1: 0.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4), tmp_path / "p.pt")
     assert main(["sample", str(potential), "-o", str(tmp_path / "x.sdf")]) == 2
-    assert "holds a PonitaPotential, not a generator" in capsys.readouterr().err
+    assert "holds an interatomic potential (PonitaPotential), not a generator" in capsys.readouterr().err
+
+
+def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_path, capsys) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        _tiny_qm9(patch)
+        overrides = [f"output={tmp_path / 'run'}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16",
+                     "objective=karras", "max_epochs=1", "batch_size=20", "precision=32-true", "num_samples=4",
+                     "sample_steps=3", "max_time_minutes=null", "lr_horizon=epochs"]
+        task = EDMTask(load_config("qm9-edm", "quick", overrides=overrides))
+        result = fit(task, *task.train_val_data(), task.test_data())
+    assert result.test_metrics["test_nll"] is None and result.test_metrics["sample_steps"] == 3
+    assert "test NLL" not in EDMTask.format_metrics(result.test_metrics)
+    out = tmp_path / "k.xyz"
+    assert main(["sample", str(result.model), "-n", "3", "--steps", "4", "-o", str(out), "--churn", "0"]) == 0
+    assert len(read_molecules(str(out))) == 3
+    assert main(["sample", str(result.model), "--sampler", "ddim", "-o", str(tmp_path / "x.xyz")]) == 2
+    assert "does not fit this generator (objective 'karras'); use heun" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from ponita.models import PonitaPotential, read_checkpoint
 from ponita.train import MD17Task, RunResult, evaluate_potential, export_model, fit, load_config, resume_config
 
 TINY = ["compile_step=false", "ema_decay=0.9", "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "batch_size=2", "warmup_epochs=0",
-        "max_time_minutes=null", "accelerator=cpu", "num_threads=null", "max_epochs=2", "lr=1e-2"]
+        "max_time_minutes=null", "lr_horizon=epochs", "accelerator=cpu", "num_threads=null", "max_epochs=2", "lr=1e-2"]
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def test_ponita_bench_md_times_eager_and_compiled_and_writes_json(potential, tmp
 def test_ponita_train_runs_end_to_end_and_rejects_bad_overrides(tmp_path, capsys) -> None:
     output = tmp_path / "run"
     tiny = ["compile_step=false", "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8", "max_epochs=1", "num_val=996",
-            "max_time_minutes=null", "num_threads=null"]
+            "max_time_minutes=null", "lr_horizon=epochs", "num_threads=null"]
     assert main(["train", "md17", "--preset", "quick", "--output", str(output), *tiny]) == 0
     printed = capsys.readouterr().out
     assert "single pass" in printed and str(output / "potential.pt") in printed

@@ -95,7 +95,7 @@ def test_override_without_key_value_syntax_is_an_error(override: str) -> None:
         ("num_ori=many", "model.num_ori must be int or None, got 'many'"),
         ("radius=far", "model.radius must be float or None, got 'far'"),
         ("batch_size=2.5", "batch_size must be int, got 2.5"),
-        ("precision=16", "Unknown precision '16'; choose one of 32-true, 64-true, bf16-mixed"),
+        ("precision=16", "Unknown precision '16'; choose one of auto, 32-true, 64-true, bf16-mixed"),
         ("optimizer=sgd", "Unknown optimizer 'sgd'; choose one of adam, adamw, muon"),
         ("molecule=water", "Unknown molecule 'water'"),
         ("split=6", "split must be one of the official rMD17 splits 1-5"),

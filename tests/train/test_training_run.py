@@ -13,7 +13,7 @@ from ponita.train import EpochSampler, MD17Task, RotatedFrames, cosine_with_warm
 
 # Adam: on 8 frames and a few dozen steps Muon (the preset's) stays on the initial plateau longer.
 TINY = ["compile_step=false", "optimizer=adam", "ema_decay=0.5", "hidden_dim=8", "num_layers=1", "num_ori=4",
-        "basis_dim=8", "batch_size=2", "warmup_epochs=0", "max_time_minutes=null", "accelerator=cpu",
+        "basis_dim=8", "batch_size=2", "warmup_epochs=0", "max_time_minutes=null", "lr_horizon=epochs", "accelerator=cpu",
         "num_threads=null", "test_batch_size=10"]
 
 

@@ -1,0 +1,89 @@
+"""Probes of a model's quality during training, logged against the time spent in training steps.
+
+Validation losses rank recipes badly when what users care about is another measure (a generator's molecule
+stability, say). A task that can measure that during training implements :meth:`Task.probe`; with
+``probe_every_minutes`` set, :class:`ProbeCallback` calls it on the EMA model whenever that many more
+minutes of training steps have passed, and appends a row to ``<output>/logs/probe.csv``: training hours
+(time inside training steps only: no validation, no probes, no data loading between steps), epoch, step,
+the probe's seconds and its measures. The training hours continue across resumed runs, so recipes compare
+at equal CPU-hours whatever else a machine did meanwhile.
+"""
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+PROBE_FILE = "probe.csv"
+
+
+class ProbeCallback(pl.Callback):
+    """Calls ``module.task.probe(module.ema)`` every ``every_minutes`` of training-step time (rank 0 only).
+
+    Args:
+        every_minutes: minutes of training steps between probes (the first comes after one interval).
+        path: the CSV file rows are appended to.
+    """
+
+    def __init__(self, every_minutes: float, path: str | Path) -> None:
+        if not every_minutes > 0:
+            raise ValueError(f"every_minutes must be > 0, got {every_minutes}.")
+        self.interval = 60.0 * every_minutes
+        self.path = Path(path)
+        self.train_seconds = 0.0
+        self.next_probe = self.interval
+        self._step_start: float | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
+        if self._step_start is not None:
+            self.train_seconds += time.perf_counter() - self._step_start
+            self._step_start = None
+        if self.train_seconds < self.next_probe:
+            return
+        while self.next_probe <= self.train_seconds:
+            self.next_probe += self.interval
+        if trainer.is_global_zero:
+            self.probe(trainer, module)
+
+    def probe(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, Any]:
+        """Probes the EMA model now and appends the row; returns it."""
+        start = time.perf_counter()
+        model = module.ema
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                measures = module.task.probe(model)
+        finally:
+            model.train(was_training)
+        row = {"train_hours": self.train_seconds / 3600.0, "epoch": trainer.current_epoch,
+               "step": trainer.global_step, "probe_seconds": time.perf_counter() - start, **measures}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not self.path.is_file()
+        with open(self.path, "a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        return row
+
+    def state_dict(self) -> dict[str, float]:
+        return {"train_seconds": self.train_seconds, "next_probe": self.next_probe}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.train_seconds = state_dict["train_seconds"]
+        self.next_probe = state_dict["next_probe"]
+
+
+def read_probes(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a ``probe.csv`` as numbers (empty if the file does not exist)."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as file:
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(file)]
