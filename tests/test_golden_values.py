@@ -26,6 +26,7 @@ from ponita.ops import use_backend
 
 GOLDEN_PATH = Path(__file__).parent / "data" / "golden_values.pt"
 ATOL = 1e-12
+GRID_ATOL = 1e-9
 F64 = torch.float64
 BACKENDS = ("reference", "cpu")
 
@@ -58,9 +59,9 @@ def _potential_outputs(model: PonitaPotential, inputs: dict, backend: str) -> tu
     return energy.detach(), forces.detach()
 
 
-def _assert_golden(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
+def _assert_golden(actual: torch.Tensor, expected: torch.Tensor, name: str, atol: float = ATOL) -> None:
     torch.testing.assert_close(
-        actual, expected, rtol=0.0, atol=ATOL, msg=lambda message: f"{name} differs from its golden value: {message}"
+        actual, expected, rtol=0.0, atol=atol, msg=lambda message: f"{name} differs from its golden value: {message}"
     )
 
 
@@ -100,7 +101,10 @@ def test_fresh_network_has_the_stored_config_and_buffers(golden: dict, space: st
     stored_keys = {"space.grid" if key == "grid" else key for key in entry["state_dict"]}
     assert set(model.state_dict()) == stored_keys
     if model.grid is not None:
-        _assert_golden(model.grid, entry["state_dict"]["grid"], f"{space} grid")
+        # Grids found by an iterative repulsion (SO(3): 300 steps in float64) accumulate round-off in an order
+        # that depends on the CPU's vector width: 1.4e-11 apart on an AVX-512 host. The network outputs
+        # below are compared at ATOL on the stored grid, which the state dict loads.
+        _assert_golden(model.grid, entry["state_dict"]["grid"], f"{space} grid", atol=GRID_ATOL)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

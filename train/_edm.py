@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
@@ -164,20 +165,27 @@ class EDMTask(Task):
 
     def probe(self, model: nn.Module) -> dict[str, float]:
         """Stability and validity of ``probe_molecules`` molecules sampled in ``probe_steps`` steps (the same sizes
-        and noise every time), and the denoising error at ``probe_noise`` Å on 256 validation molecules."""
+        and noise every time), their fraction with non-finite positions and mean radius of gyration (Å), and the
+        denoising error at ``probe_noise`` Å on 256 validation molecules."""
         device = next(model.parameters()).device
         steps = self.options.probe_steps if self.options.objective == "karras" else min(self.options.probe_steps,
                                                                                         self.options.steps)
         samples = sample_molecules(model, self.options.probe_molecules, steps,
                                    self.config.test_batch_size, torch.Generator(device).manual_seed(self.config.seed),
                                    spacing=self.options.sample_spacing)
-        metrics = molecule_metrics(samples)
+        finite = [molecule for molecule in samples if np.isfinite(molecule.pos).all()]
+        metrics = molecule_metrics(finite) if finite else {name: 0.0 for name in ("molecule_stability",
+                                                                                   "atom_stability", "validity")}
+        radius = float(np.mean([np.sqrt(((m.pos - m.pos.mean(0)) ** 2).sum(1).mean()) for m in finite])) if finite \
+            else math.nan
         if getattr(self, "_probe_batch", None) is None:
             self._probe_batch = Batch.from_data_list(list(self._molecules("valid", PROBE_DENOISING_MOLECULES)))
         generator = torch.Generator(device).manual_seed(self.config.seed)
         error = model.denoising_error(self._probe_batch.to(device), self.options.probe_noise, generator)
-        return {"molecule_stability": metrics["molecule_stability"], "atom_stability": metrics["atom_stability"],
-                "validity": metrics["validity"], "denoising_error": float(error)}
+        scale = len(finite) / len(samples)  # a molecule with non-finite positions counts as unstable and invalid
+        return {"molecule_stability": scale * metrics["molecule_stability"],
+                "atom_stability": scale * metrics["atom_stability"], "validity": scale * metrics["validity"],
+                "denoising_error": float(error), "non_finite": 1.0 - scale, "radius_of_gyration": radius}
 
     @classmethod
     def format_metrics(cls, metrics: dict[str, Any]) -> str:

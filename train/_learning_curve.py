@@ -1,6 +1,7 @@
 """A learning-curve plot from Lightning's CSV log."""
 
 import csv
+import math
 from pathlib import Path
 
 import matplotlib
@@ -39,8 +40,14 @@ def plot_learning_curve(log_dir: str | Path, path: str | Path, metrics: dict[str
                         series[key][int(float(row["epoch"]))] = float(row[key])
     probes = read_probes(Path(log_dir) / PROBE_FILE)
     measures = [key for key in (probes[0] if probes else {}) if key not in _PROBE_BOOKKEEPING]
-    figure, axes = plt.subplots(1, 2 + len(measures), figsize=(5 * (2 + len(measures)), 4), squeeze=False)
-    axes = axes[0]
+    columns = max(2, min(3, len(measures)))  # the two epoch panels on the first row, the probes below
+    rows = 1 + math.ceil(len(measures) / columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    for axis in grid[0, 2:]:
+        axis.set_visible(False)
+    for axis in grid.flat[columns + len(measures):]:
+        axis.set_visible(False)
+    axes = [grid[0, 0], grid[0, 1], *grid.flat[columns:columns + len(measures)]]
     for key, label, panel in curves:
         if series[key]:
             epochs = sorted(series[key])

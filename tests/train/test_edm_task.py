@@ -33,7 +33,7 @@ def generator_file(tmp_path_factory):
         overrides = [f"output={output}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16", "steps=30",
                      "max_epochs=2", "batch_size=20", "precision=32-true", "num_samples=8", "max_time_minutes=null",
                      "lr_horizon=epochs",
-                     "probe_every_minutes=0.002", "probe_molecules=4", "probe_steps=5"]
+                     "probe_every_minutes=0.0002", "probe_molecules=4", "probe_steps=5"]
         task = EDMTask(load_config("qm9-edm", "quick", overrides=overrides))
         result = fit(task, *task.train_val_data(), task.test_data())
     return result
@@ -53,10 +53,11 @@ def test_the_run_logs_its_probes_against_training_hours(generator_file) -> None:
     rows = read_probes(generator_file.output / "logs" / "probe.csv")
     assert len(rows) >= 2
     hours = [row["train_hours"] for row in rows]
-    assert hours == sorted(hours) and all(0.002 / 60 <= h for h in hours)
+    assert hours == sorted(hours) and all(0.0002 / 60 <= h for h in hours)
     for row in rows:
         assert set(row) == {"train_hours", "epoch", "step", "probe_seconds", "molecule_stability", "atom_stability",
-                            "validity", "denoising_error"}
+                            "validity", "denoising_error", "non_finite", "radius_of_gyration"}
+        assert 0 <= row["non_finite"] <= 1 and row["radius_of_gyration"] > 0
         assert all(0 <= row[key] <= 1 for key in ("molecule_stability", "atom_stability", "validity"))
         assert 0 < row["denoising_error"] < 10  # Å
 

@@ -43,10 +43,10 @@ def test_training_lowers_the_loss_and_writes_its_outputs(frames: list[Data], tmp
     assert result.model.name == "potential.pt"
     scores = json.loads(result.test_json.read_text())
     assert scores["num_frames"] == 2 and scores["forces_mae_meV_per_A"] > 0
-    assert (scores["trained_on"], scores["tested_on"]) == ("tiny", "two frames")
+    assert (scores["trained_on"], scores["tested_on"]) == ("tiny; trained in 32-true", "two frames")
     assert load_potential(result.model).calibrated
     saved = read_checkpoint(result.model)
-    assert saved.task == "md17" and saved.metadata["protocol"] == "tiny"
+    assert saved.task == "md17" and saved.metadata["protocol"] == "tiny; trained in 32-true"
     assert saved.metadata["train_config"] == task.config.as_dict()
     assert set(saved.metadata["statistics"]) == {"reference_energies", "force_rms"}
 
