@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ponita.datasets import molecule_metrics
+from ponita.datasets import molecule_metrics, radius_of_gyration
 from ponita.models import read_checkpoint
 from ponita.train import export_model, sample_molecules
 
@@ -38,7 +38,7 @@ def main() -> None:
         if weights == "raw":
             model.load_state_dict(trained)
         molecules = sample_molecules(model, args.num, args.steps, 100, torch.Generator().manual_seed(0))
-        radius = np.mean([np.sqrt(((m.pos - m.pos.mean(0)) ** 2).sum(1).mean()) for m in molecules])
+        radius = np.mean([radius_of_gyration(molecule) for molecule in molecules])
         metrics = molecule_metrics(molecules)
         print(f"epoch {state['epoch']} step {state['global_step']} {weights}: atom stability "
               f"{100 * metrics['atom_stability']:.1f} %, molecule stability {100 * metrics['molecule_stability']:.1f} %, "

@@ -18,6 +18,7 @@ from ._molecule_metrics import (
     molecule_smiles,
     rdkit_molecule,
     read_molecules,
+    radius_of_gyration,
     stable_atoms,
     write_molecules,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "read_qm9pack_rows",
     "simulate_charged",
     "simulate_charged_reference",
+    "radius_of_gyration",
     "stable_atoms",
     "train_val_split",
     "write_molecules",

@@ -80,6 +80,17 @@ def stable_atoms(molecule: Molecule) -> np.ndarray:
     return bond_orders(molecule).sum(axis=1) == np.asarray(VALENCES)[molecule.types]
 
 
+def radius_of_gyration(molecule: Molecule) -> float:
+    """RMS distance of the atoms from their centre (Å); a generator's exploded samples have a large one.
+
+    Example:
+        >>> radius_of_gyration(Molecule.from_atomic_numbers([1, 1], np.array([[0.0, 0, 0], [1.0, 0, 0]])))
+        0.5
+    """
+    centred = molecule.pos - molecule.pos.mean(axis=0)
+    return float(np.sqrt((centred**2).sum(axis=1).mean()))
+
+
 def rdkit_molecule(molecule: Molecule) -> "object":
     """An RDKit ``RWMol`` with the atoms, EDM's bonds and the 3D positions (not sanitised).
 

@@ -312,21 +312,20 @@ class EDM(NetworkModel):
         batch, dtype = data.batch, self.schedule.gamma_table.dtype
         num_graphs = _num_graphs(batch, data)
         edge_index = getattr(data, "edge_index", None)
-        if self.config.objective == "karras":  # noised by σ = noise itself
-            x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
-            eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
-            sigma = torch.full((batch.shape[0],), float(noise), dtype=dtype, device=batch.device)  # [N]
-            denoised_x, _ = self.denoise(x + noise * eps_x, h + noise * eps_h, sigma, batch, num_graphs, edge_index)
-            return (denoised_x - x).square().mean().sqrt()
-        step = torch.argmin((torch.exp(0.5 * self.schedule.gamma_table) - noise).abs())  # σ/α = exp(γ/2)
-        t = (step.to(dtype) / self.config.steps).expand(batch.shape[0])  # [N]
-        gamma = self.schedule(t)[:, None]
-        alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
         x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
         eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
-        predicted_x, _ = self.predict_noise(alpha * x + sigma * eps_x, alpha * h + sigma * eps_h, t, batch, num_graphs,
-                                            edge_index)
-        return (sigma / alpha * (eps_x - predicted_x.to(dtype))).square().mean().sqrt()
+        if self.config.objective == "karras":  # noised by σ = noise itself
+            sigma = torch.full((batch.shape[0],), float(noise), dtype=dtype, device=batch.device)  # [N]
+            estimate, _ = self.denoise(x + noise * eps_x, h + noise * eps_h, sigma, batch, num_graphs, edge_index)
+        else:
+            step = torch.argmin((torch.exp(0.5 * self.schedule.gamma_table) - noise).abs())  # σ/α = exp(γ/2)
+            t = (step.to(dtype) / self.config.steps).expand(batch.shape[0])  # [N]
+            gamma = self.schedule(t)[:, None]
+            alpha, sigma = NoiseSchedule.alpha(gamma), NoiseSchedule.sigma(gamma)
+            z_x = alpha * x + sigma * eps_x
+            predicted_x, _ = self.predict_noise(z_x, alpha * h + sigma * eps_h, t, batch, num_graphs, edge_index)
+            estimate = (z_x - sigma * predicted_x.to(dtype)) / alpha
+        return (estimate - x).square().mean().sqrt()
 
     def _noise_error(self, x: Tensor, h: Tensor, gamma: Tensor, t: Tensor, batch: Tensor, num_graphs: int,
                      generator: torch.Generator | None) -> Tensor:
@@ -388,15 +387,12 @@ class EDM(NetworkModel):
         if karras != (sampler == "heun"):
             raise ValueError(f"Sampler {sampler!r} does not fit objective {self.config.objective!r}: objective 'karras' "
                              "samples with 'heun', objective 'vp' with 'ancestral' or 'ddim'.")
-        if karras:
-            steps = KARRAS_DEFAULT_STEPS if steps is None else steps
-            if steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf:
-                raise ValueError(f"need steps ≥ 1, churn ≥ 0 and a finite sigma_max > {KARRAS_SIGMA_MIN}; got "
-                                 f"{steps}, {churn}, {sigma_max}.")
-        else:
-            steps = self.config.steps if steps is None else steps
-            if not 1 <= steps <= self.config.steps:
-                raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
+        steps = default_sample_steps(self.config.objective, self.config.steps) if steps is None else steps
+        if karras and (steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf):
+            raise ValueError(f"need steps ≥ 1, churn ≥ 0 and a finite sigma_max > {KARRAS_SIGMA_MIN}; got "
+                             f"{steps}, {churn}, {sigma_max}.")
+        elif not 1 <= steps <= self.config.steps:
+            raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
         sizes = sizes.to(device)
         num_graphs, num_atoms = len(sizes), int(sizes.sum())
@@ -473,6 +469,17 @@ class EDM(NetworkModel):
         """Molecule sizes ``[num]`` drawn from the training histogram."""
         draws = torch.multinomial(self.size_probabilities, num, replacement=True, generator=generator)
         return self.sizes[draws]
+
+
+def default_sample_steps(objective: str, steps: int) -> int:
+    """Sampler steps when none are asked for: all ``steps`` (:math:`T`) for ``"vp"``, :data:`KARRAS_DEFAULT_STEPS`
+    Heun steps for ``"karras"``.
+
+    Example:
+        >>> default_sample_steps("vp", 1000), default_sample_steps("karras", 1000)
+        (1000, 40)
+    """
+    return KARRAS_DEFAULT_STEPS if objective == "karras" else steps
 
 
 def karras_preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

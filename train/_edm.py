@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import Molecule, QM9Molecules, load_qm9, molecule_metrics, qm9_split
+from ponita.datasets import Molecule, QM9Molecules, load_qm9, molecule_metrics, qm9_split, radius_of_gyration
 from ponita.datasets._rdkit import require_rdkit
-from ponita.models import DEFAULT_SPACING, EDM, KARRAS_DEFAULT_STEPS, OBJECTIVES, EDMConfig
+from ponita.models import DEFAULT_SPACING, EDM, OBJECTIVES, EDMConfig, default_sample_steps
 
 from ._config import TrainConfig
 from ._qm9 import check_subset_sizes
@@ -128,8 +128,7 @@ class EDMTask(Task):
                 f"training molecules, validate on {self.options.num_val or 17_748:,}")
 
     def test_protocol(self) -> str:
-        default = KARRAS_DEFAULT_STEPS if self.options.objective == "karras" else self.options.steps
-        steps = self.options.sample_steps or default
+        steps = self.options.sample_steps or default_sample_steps(self.options.objective, self.options.steps)
         return (f"{self.options.num_samples} sampled molecules ({steps} sampler steps); noise error on "
                 f"{self.options.num_test or 13_083:,} test molecules")
 
@@ -157,7 +156,7 @@ class EDMTask(Task):
         samples = sample_molecules(model, self.options.num_samples, self.options.sample_steps,
                                    self.config.test_batch_size, generator, spacing=self.options.sample_spacing)
         seconds = (time.perf_counter() - start) / len(samples)
-        default = KARRAS_DEFAULT_STEPS if self.options.objective == "karras" else self.options.steps
+        default = default_sample_steps(self.options.objective, self.options.steps)
         nll = mean_nll(model, data, self.config) if self.options.objective == "vp" else None  # no bound for karras
         return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
                 "sample_steps": self.options.sample_steps or default,
@@ -176,8 +175,7 @@ class EDMTask(Task):
         finite = [molecule for molecule in samples if np.isfinite(molecule.pos).all()]
         metrics = molecule_metrics(finite) if finite else {name: 0.0 for name in ("molecule_stability",
                                                                                    "atom_stability", "validity")}
-        radius = float(np.mean([np.sqrt(((m.pos - m.pos.mean(0)) ** 2).sum(1).mean()) for m in finite])) if finite \
-            else math.nan
+        radius = float(np.mean([radius_of_gyration(molecule) for molecule in finite])) if finite else math.nan
         if getattr(self, "_probe_batch", None) is None:
             self._probe_batch = Batch.from_data_list(list(self._molecules("valid", PROBE_DENOISING_MOLECULES)))
         generator = torch.Generator(device).manual_seed(self.config.seed)

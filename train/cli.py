@@ -438,7 +438,7 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
-    from ponita.models import DEFAULT_SPACING, KARRAS_DEFAULT_STEPS, describe_model, read_checkpoint
+    from ponita.models import DEFAULT_SPACING, default_sample_steps, describe_model, read_checkpoint
 
     from ._edm import sample_molecules
 
@@ -473,7 +473,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise UsageError(f"--sigma-max must be a finite number > 0 and --churn ≥ 0; got {args.sigma_max}, {args.churn}.")
     if args.steps is not None and not 1 <= args.steps <= (10_000 if karras else model.config.steps):
         raise UsageError(f"--steps must lie in 1..{10_000 if karras else model.config.steps}, got {args.steps}.")
-    default_steps = KARRAS_DEFAULT_STEPS if karras else model.config.steps
+    default_steps = default_sample_steps(model.config.objective, model.config.steps)
     spacing = args.spacing if args.spacing is not None else DEFAULT_SPACING
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start, molecules = time.time(), []

@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import pytest
 from torch import nn
 
@@ -68,4 +69,7 @@ def test_interval_must_be_positive_and_the_curve_gets_probe_panels(tmp_path) -> 
     (tmp_path / "probe.csv").write_text("train_hours,epoch,step,probe_seconds,molecule_stability\n0.5,0,10,2.0,0.1\n"
                                         "1.0,1,20,2.0,0.2\n")
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss,val/loss\n0,10,1.0,\n0,10,,0.9\n")
-    assert plot_learning_curve(tmp_path, tmp_path / "curve.png", {"loss": "val loss"}).is_file()
+    with_probes = plt.imread(plot_learning_curve(tmp_path, tmp_path / "curve.png", {"loss": "val loss"}))
+    (tmp_path / "probe.csv").unlink()
+    without = plt.imread(plot_learning_curve(tmp_path, tmp_path / "plain.png", {"loss": "val loss"}))
+    assert without.shape[:2] == (400, 1000) and with_probes.shape[:2] == (800, 1000)  # a second row for the probe
