@@ -29,6 +29,15 @@ class EpochSampler(Sampler[tuple[int, int]]):
     def __init__(self, num_items: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.num_items, self.seed, self.rank, self.world_size = num_items, seed, rank, world_size
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, items) to leave out of that epoch's next pass
+
+    def skip_once(self, epoch: int, items: int) -> None:
+        """Makes the next pass over ``epoch`` start after its first ``items`` items (a run resumed mid-epoch)."""
+        self._skip = (epoch, items)
+
+    def pending_skip(self) -> int:
+        """How many items the next pass leaves out (0 unless :meth:`skip_once` named the current epoch)."""
+        return self._skip[1] if self._skip is not None and self._skip[0] == self.epoch else 0
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose order and rotations are produced next."""
@@ -42,7 +51,10 @@ class EpochSampler(Sampler[tuple[int, int]]):
         order = torch.randperm(self.num_items, generator=generator)  # [num_items]
         seeds = torch.randint(0, 2**62, (self.num_items,), generator=generator)  # [num_items]
         shard = slice(self.rank, len(self) * self.world_size, self.world_size)
-        return iter(zip(order[shard].tolist(), seeds[shard].tolist()))
+        skip = self.pending_skip()
+        if skip:
+            self._skip = None
+        return iter(zip(order[shard].tolist()[skip:], seeds[shard].tolist()[skip:]))
 
 
 class RotatedFrames(Dataset):
@@ -80,6 +92,10 @@ class RotatedFrames(Dataset):
 class TaskDataModule(pl.LightningDataModule):
     """Training samples (shuffled, randomly rotated) and validation samples (as given) of a task.
 
+    Its state, saved in every checkpoint, is the epoch and how many of its batches have been trained on;
+    loaded, the training loader's first pass over that epoch skips them. A run paused within an epoch
+    (``--pause-after``) therefore continues with the very batch it would have trained on next.
+
     Args:
         train_frames: training samples.
         val_frames: validation samples.
@@ -103,6 +119,8 @@ class TaskDataModule(pl.LightningDataModule):
         self.train_frames, self.val_frames = train_frames, val_frames
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.rotate_fields = tuple(rotate_fields)
+        self._train_sampler: EpochSampler | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches trained) of a checkpoint
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         # The data loaders make CPU batches: on the CPU there is nothing to move (Lightning's generic
@@ -115,13 +133,28 @@ class TaskDataModule(pl.LightningDataModule):
         return EpochSampler(len(self.train_frames), self.seed, rank, world_size)
 
     def train_dataloader(self) -> DataLoader:
+        self._train_sampler = self._sampler()
+        if self._resume_at is not None:
+            epoch, batches = self._resume_at
+            self._train_sampler.skip_once(epoch, batches * self.batch_size)
         return DataLoader(
             RotatedFrames(self.train_frames, self.rotate_fields),
             batch_size=self.batch_size,
-            sampler=self._sampler(),
+            sampler=self._train_sampler,
             num_workers=self.num_workers,
             drop_last=True,
         )
+
+    def state_dict(self) -> dict[str, int]:
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        # Lightning's count of the epoch's batches whose training step has run (the loader runs ahead by
+        # the batches Lightning prefetches, so its own count would not do).
+        trained = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self._train_sampler.epoch, "batches": trained}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (state["epoch"], state["batches"]) if state else None
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_frames, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

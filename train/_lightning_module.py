@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import math
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -133,7 +134,10 @@ class TaskModule(pl.LightningModule):
         if self.task.config.gradient_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.task.config.gradient_clip, foreach=True)
 
-    def on_train_batch_end(self, outputs: object, batch: Batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # Within the step, before any callback's on_train_batch_end: a checkpoint written there (a pause)
+        # holds the EMA of this step.
         self._update_ema()
 
     @torch.no_grad()

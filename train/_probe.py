@@ -87,3 +87,38 @@ def read_probes(path: str | Path) -> list[dict[str, float]]:
         return []
     with open(path, newline="") as file:
         return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(file)]
+
+
+class PauseCallback(pl.Callback):
+    """Stops training after ``minutes`` of wall time in this process (checked after every step).
+
+    At the step that uses up the budget it writes the run's full state to ``path`` (mid-epoch, with the
+    data loader's place in the epoch) and stops; :func:`~ponita.train.fit` then makes that file the run's
+    ``last.ckpt``. Resumed from it, the run continues with the next batch: the Lightning timer, the
+    time-based schedule and the probe clock count on, so a run trained in several sittings is the run
+    trained in one.
+
+    Args:
+        minutes: wall-time budget of this process's training, > 0.
+        path: where to write the checkpoint of the pause.
+    """
+
+    def __init__(self, minutes: float, path: str | Path) -> None:
+        if not minutes > 0:
+            raise ValueError(f"pause_after_minutes must be > 0, got {minutes}.")
+        self.budget = 60.0 * minutes
+        self.path = Path(path)
+        self.start = time.monotonic()
+        self.paused = False
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
+        if self.paused or trainer.should_stop:
+            return
+        due = trainer.strategy.reduce_boolean_decision(time.monotonic() - self.start >= self.budget, all=False)
+        if due:  # every rank stops at the same step
+            trainer.save_checkpoint(self.path)
+            trainer.should_stop = True
+            self.paused = True

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ._data_module import TaskDataModule
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule
 from ._machine import choose_precision
-from ._probe import PROBE_FILE, ProbeCallback
+from ._probe import PROBE_FILE, PauseCallback, ProbeCallback
 from ._task import Task, task_class
 
 
@@ -47,22 +48,30 @@ class RunResult:
     learning_curve: Path | None
     test_metrics: dict[str, Any] | None
     test_json: Path | None
+    paused: bool = False
 
 
-def train(config: TrainConfig, resume: str | Path | None = None, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
+def train(
+    config: TrainConfig,
+    resume: str | Path | None = None,
+    callbacks: Sequence[pl.Callback] = (),
+    pause_after_minutes: float | None = None,
+) -> RunResult:
     """Trains and tests ``config.task`` on the task's own data (what ``ponita train <task>`` runs).
 
     Args:
         config: the run's config.
         resume: a Lightning checkpoint of this run (e.g. ``<output>/checkpoints/last.ckpt``) to continue.
         callbacks: extra Lightning callbacks, e.g. to report progress.
+        pause_after_minutes: see :func:`fit`.
 
     Returns:
         The paths and test metrics of the run.
     """
     task = task_class(config.task)(config)
     train_data, val_data = task.train_val_data()
-    return fit(task, train_data, val_data, task.test_data(), resume=resume, callbacks=callbacks)
+    return fit(task, train_data, val_data, task.test_data(), resume=resume, callbacks=callbacks,
+               pause_after_minutes=pause_after_minutes)
 
 
 def fit(
@@ -74,6 +83,7 @@ def fit(
     callbacks: Sequence[pl.Callback] = (),
     protocol: str | None = None,
     test_protocol: str | None = None,
+    pause_after_minutes: float | None = None,
 ) -> RunResult:
     """Trains ``task``'s model on the given samples with Lightning, then exports and tests it.
 
@@ -92,6 +102,10 @@ def fit(
         callbacks: extra Lightning callbacks, e.g. to report progress.
         protocol: what the model is trained on (default: :meth:`Task.protocol`); stored in the model file.
         test_protocol: what ``test_data`` is (default: :meth:`Task.test_protocol`).
+        pause_after_minutes: stop this call after that many minutes of wall time (checked after each
+            step), write ``last.ckpt`` and return without exporting or testing (``paused=True``), to be
+            continued with ``resume``. Unlike ``max_time_minutes`` it leaves the run's schedule alone:
+            for runs longer than one sitting.
 
     Returns:
         The paths and test metrics of the run.
@@ -129,7 +143,9 @@ def fit(
     )
     # A second, unmonitored callback writes last.ckpt after every epoch (save_last only follows new bests).
     last_checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", enable_version_counter=False)
-    all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks]
+    paused_checkpoint = output / "checkpoints" / "paused.ckpt"
+    pause = PauseCallback(pause_after_minutes, paused_checkpoint) if pause_after_minutes is not None else None
+    all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks, *([pause] if pause else [])]
     if config.probe_every_minutes is not None and type(task).probe is not Task.probe:
         all_callbacks.append(ProbeCallback(config.probe_every_minutes, output / "logs" / PROBE_FILE))
     if config.early_stopping_patience is not None:
@@ -156,11 +172,17 @@ def fit(
     )
     if trainer.is_global_zero:
         save_config(config, output / "config.yaml")
-    trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+    with warnings.catch_warnings():
+        # Lightning checks the loader for resumability; TaskDataModule's state does it (tested exact).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
 
     if not trainer.is_global_zero:
         return RunResult(output, None, None, None, None, None, None, None)
     last = Path(last_checkpoint.best_model_path)
+    if pause is not None and pause.paused:  # the state of the step that paused, not of the cut-short epoch's end
+        last = paused_checkpoint.replace(output / "checkpoints" / "last.ckpt")
+        return RunResult(output, None, None, last, None, None, None, None, paused=True)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
     model_path = export_model(best, output / task.model_file)
     exported = read_checkpoint(model_path)

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"config preset (default: {cls.default_preset})")
         sub.add_argument("--config", help="YAML file of config fields, applied after the preset")
         sub.add_argument("--resume", help="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to continue")
+        sub.add_argument("--pause-after", type=_positive_float, metavar="MINUTES",
+                         help="stop after this many minutes of this sitting and write last.ckpt (no test); "
+                         "--resume it later. Unlike max_time_minutes, the schedule is unchanged")
         _add_flags(sub, {**_SHARED_TRAIN_FLAGS, **cls.train_flags})
         sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
         sub.set_defaults(handler=_train, flags={**_SHARED_TRAIN_FLAGS, **cls.train_flags})
@@ -196,6 +199,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[str, dict[str, Any]]]) -> None:
     for flag, (key, options) in flags.items():
         metavar = None if "choices" in options else flag.lstrip("-").upper().replace("-", "_")
@@ -236,7 +249,11 @@ def _train(args: argparse.Namespace) -> int:
     _check_output(config.output)
     print(f"Training task {config.task} → {config.output}", flush=True)
     start = time.time()
-    result = train(config, resume=args.resume, callbacks=[_EpochPrinter()])
+    result = train(config, resume=args.resume, callbacks=[_EpochPrinter()], pause_after_minutes=args.pause_after)
+    if result.paused:
+        print(f"\nPaused after {time.time() - start:.0f} s. Continue with:\n  ponita train {config.task} "
+              f"--resume {result.last_checkpoint}", flush=True)
+        return 0
     if result.model is None:  # a non-zero rank of a distributed run
         return 0
     print(f"\nTrained in {time.time() - start:.0f} s.")

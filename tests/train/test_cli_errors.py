@@ -154,6 +154,8 @@ CASES = [
          announces=True, setup=OLD_RUN),
     case("train-output-holds-a-run", "train md17 --preset quick --output {tmp}/old", "--resume", announces=True,
          setup=OLD_RUN),
+    case("train-pause-after-0", "train md17 --output {run} --pause-after 0", ("--pause-after", "'0'"), RUN,
+         argparse=True),
     case("train-no-task", "train", "ponita train TASK"),
     case("train-unknown-task", "train nosuchtask --output {run}", "nosuchtask", RUN, argparse=True),
     # ponita demo.

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch_geometric.data import Batch, Data
 
 from ponita.datasets import load_rmd17
 from ponita.models import load_potential, read_checkpoint
+from ponita.train import _probe
 from ponita.train import EpochSampler, MD17Task, RotatedFrames, cosine_with_warmup, fit, load_config
 
 # Adam: on 8 frames and a few dozen steps Muon (the preset's) stays on the initial plateau longer.
@@ -141,3 +144,26 @@ def test_potential_reference_energies_are_refit_after_training(frames: list[Data
     assert torch.equal(unshifted(batch)[1], forces)  # forces do not change
     with pytest.raises(ValueError, match=r"\[7\]"):
         model.shift_reference_energies_({7: 1.0})
+
+
+def test_a_run_paused_mid_epoch_and_resumed_matches_an_uninterrupted_run(frames: list[Data], tmp_path,
+                                                                          monkeypatch) -> None:
+    """--pause-after: stop after a wall-time budget (here 5 steps of a fake clock: mid-epoch), then resume."""
+    straight = fit(tiny_task(tmp_path / "a", "max_epochs=3"), frames[:8], frames[8:10])
+    clock = iter(range(1_000_000))
+    fake_time = SimpleNamespace(monotonic=lambda: 60.0 * next(clock), perf_counter=time.perf_counter)
+    monkeypatch.setattr(_probe, "time", fake_time)  # a minute per step
+    task = tiny_task(tmp_path / "b", "max_epochs=3")
+    paused = fit(task, frames[:8], frames[8:10], pause_after_minutes=5)
+    assert paused.paused and paused.model is None and paused.test_metrics is None
+    state = torch.load(paused.last_checkpoint, weights_only=False)
+    assert (state["epoch"], state["global_step"]) == (1, 5)  # 4 steps per epoch: one into the second
+    resumed = fit(task, frames[:8], frames[8:10], resume=paused.last_checkpoint)
+    assert not resumed.paused and resumed.model.is_file()
+    a = torch.load(straight.last_checkpoint, weights_only=False)
+    b = torch.load(resumed.last_checkpoint, weights_only=False)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (2, 12)
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    with pytest.raises(ValueError, match="pause_after_minutes must be > 0"):
+        fit(tiny_task(tmp_path / "c"), frames[:8], frames[8:10], pause_after_minutes=0)
