@@ -20,13 +20,14 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 
 from ponita import Ponita
-from ponita.ops import scatter_mean
+from ponita.graph import graph_sizes
+from ponita.ops import require, scatter_mean
 
 from ._checkpoint import register_model
-from ._network_model import NetworkModel
+from ._network_model import NetworkModel, num_graphs
 from ._noise_schedule import NoiseSchedule
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
@@ -120,7 +121,11 @@ class EDM(NetworkModel):
 
     def features(self, z: Tensor) -> Tensor:
         """EDM's atom features ``[N, T + 1]``: one-hot · 0.25 and atomic number · 0.1."""
-        one_hot = F.one_hot(self.type_index[z], self.num_types).to(self.schedule.gamma_table.dtype)
+        index = self.type_index[z.clamp(0, self.type_index.shape[0] - 1)]  # [N], -1 for unknown elements
+        known = ((z >= 0) & (z < self.type_index.shape[0]) & (index >= 0)).all()
+        require(known, f"The molecules hold elements other than the model's {self.config.atomic_numbers}.")
+        types = torch.arange(self.num_types, device=z.device)  # [T]
+        one_hot = (index[:, None] == types).to(self.schedule.gamma_table.dtype)  # F.one_hot reads the indices
         return torch.cat([one_hot * ONE_HOT_SCALE, z[:, None].to(one_hot.dtype) * CHARGE_SCALE], dim=-1)
 
     def _inputs(self, data: Data) -> Data:
@@ -145,6 +150,13 @@ class EDM(NetworkModel):
             inputs.edge_index = edge_index
         scalar, vector = self.network(inputs)  # [N, F], [N, 1, 3]
         return _centred(vector[:, 0], batch, num_graphs), scalar
+
+    def _batch_edges(self, data: Data) -> Tensor | None:
+        """``data.edge_index``, else the fully connected graph of a batch whose sizes the host knows (no sync)."""
+        edge_index = getattr(data, "edge_index", None)
+        if edge_index is None and (sizes := graph_sizes(data)) is not None:
+            edge_index = self.edges(sizes)
+        return edge_index
 
     def edges(self, sizes: Tensor | list[int]) -> Tensor:
         """The denoiser's graph of a batch of molecules of these sizes: fully connected (with self-loops), ``[2, E]``.
@@ -178,7 +190,7 @@ class EDM(NetworkModel):
             return self._karras_loss(data, generator)
         batch = data.batch
         num_graphs = _num_graphs(batch, data)
-        edge_index = getattr(data, "edge_index", None)
+        edge_index = self._batch_edges(data)
         dtype = self.schedule.gamma_table.dtype
         step = torch.randint(0, self.config.steps + 1, (num_graphs,), device=batch.device, generator=generator)
         t = (step.to(dtype) / self.config.steps)[batch]  # [N]
@@ -223,7 +235,7 @@ class EDM(NetworkModel):
         eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
         noisy_x, noisy_h = x + sigma[:, None] * eps_x, h + sigma[:, None] * eps_h
         denoised_x, denoised_h = self.denoise(noisy_x, noisy_h, sigma, batch, num_graphs,
-                                              getattr(data, "edge_index", None))
+                                              self._batch_edges(data))
         weight = karras_loss_weight(sigma, self.config.sigma_data)[:, None]  # [N, 1]
         error = torch.cat([denoised_x - x, denoised_h - h], dim=-1)  # [N, 3 + T + 1]
         return (weight * error.square()).mean().to(torch.float32)
@@ -311,7 +323,7 @@ class EDM(NetworkModel):
         """
         batch, dtype = data.batch, self.schedule.gamma_table.dtype
         num_graphs = _num_graphs(batch, data)
-        edge_index = getattr(data, "edge_index", None)
+        edge_index = self._batch_edges(data)
         x, h = _centred(data.pos.to(dtype), batch, num_graphs), self.features(data.z)
         eps_x, eps_h = self._noise(x.shape, batch, generator, num_graphs), self._noise(h.shape, None, generator)
         if self.config.objective == "karras":  # noised by σ = noise itself
@@ -555,6 +567,5 @@ def _centred(pos: Tensor, batch: Tensor, num_graphs: int | None = None) -> Tenso
 
 
 def _num_graphs(batch: Tensor, data: Data | None = None) -> int:
-    """The number of molecules of a batch: ``data.num_graphs`` of a ``Batch`` (known on the host), else from ``batch``."""
-    known = getattr(data, "num_graphs", None) if isinstance(data, Batch) else None
-    return int(known) if known is not None else int(batch.max()) + 1
+    """The number of molecules of a batch: known on the host for a ``Batch`` (:func:`num_graphs`), else from ``batch``."""
+    return num_graphs(data) if data is not None else int(batch.max()) + 1

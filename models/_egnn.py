@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ponita.graph import fully_connected_graph
+from ponita.graph import fully_connected_graph, graph_sizes
 from ponita.ops import scatter_mean, scatter_sum
 
 from ._checkpoint import register_model
@@ -120,7 +120,7 @@ class EGNNNBody(nn.Module):
         """Predicted positions ``[N, 3]``."""
         pos, vel, charge = data.pos, data.vel, data.charge  # [N, 3], [N, 3], [N, 1]
         batch = data.batch if data.batch is not None else torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        edge_index = fully_connected_graph(batch, pos.shape[0], self_loops=False)  # [2, E]
+        edge_index = fully_connected_graph(batch, pos.shape[0], self_loops=False, sizes=graph_sizes(data))  # [2, E]
         sender, receiver = edge_index
         edge_attr = torch.cat(
             [charge[receiver] * charge[sender], (pos[receiver] - pos[sender]).square().sum(-1, keepdim=True)], dim=-1

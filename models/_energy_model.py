@@ -17,7 +17,7 @@ from ponita.datasets import MAX_ATOMIC_NUMBER
 from ponita.ops import require, scatter_sum
 
 from ._checkpoint import describe_model, read_checkpoint, register_model
-from ._network_model import NetworkModel
+from ._network_model import NetworkModel, graph_fields, num_graphs
 
 # Ponita arguments that the potential fixes itself.
 _FIXED_PONITA_ARGUMENTS = ("input_dim", "output_dim", "task_level", "output_dim_vec", "input_dim_vec")
@@ -208,8 +208,7 @@ class PonitaPotential(NetworkModel):
         atomic = atomic + self.reference_energies[self.element_index[data.z]]  # [N]
         if inputs.get("batch") is None:
             return atomic.sum(0, keepdim=True)  # [1]
-        num_graphs = data.num_graphs if isinstance(getattr(data, "num_graphs", None), int) else int(inputs.batch.max()) + 1
-        return scatter_sum(atomic, inputs.batch, num_graphs)  # [G]
+        return scatter_sum(atomic, inputs.batch, num_graphs(data))  # [G]
 
     def _inputs(self, data: Data, pos: Tensor | None = None) -> Data:
         """The network's input: positions, one-hot elements ``[N, T]`` and, for a batch, ``batch``/``ptr``."""
@@ -230,10 +229,8 @@ class PonitaPotential(NetworkModel):
         inputs = Data(pos=data.pos if pos is None else pos, x=one_hot.to(self.network.embedding.weight.dtype))
         if getattr(data, "edge_index", None) is not None:
             inputs.edge_index = data.edge_index  # a given graph (see Ponita.static_edges); else the network's own
-        if getattr(data, "batch", None) is not None:
-            inputs.batch = data.batch
-            if getattr(data, "ptr", None) is not None:
-                inputs.ptr = data.ptr
+        for name, value in graph_fields(data).items():
+            inputs[name] = value
         return inputs
 
     def extra_repr(self) -> str:

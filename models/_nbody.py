@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 from ponita import Ponita
 
 from ._checkpoint import register_model
-from ._network_model import NetworkModel
+from ._network_model import NetworkModel, graph_fields
 
 
 @dataclass
@@ -59,4 +59,4 @@ class PonitaNBody(NetworkModel):
         return data.pos + displacement[:, 0]
 
     def _inputs(self, data: Data) -> Data:
-        return Data(pos=data.pos, x=data.charge, vec=data.vel[:, None], batch=data.batch)
+        return Data(pos=data.pos, x=data.charge, vec=data.vel[:, None], **graph_fields(data))

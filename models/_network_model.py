@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch_geometric.data import Data
 
+from ponita.graph import graph_sizes
+
 
 class NetworkModel(nn.Module):
     """Base of zoo models whose learnable part is one :class:`ponita.Ponita`, ``self.network``.
@@ -36,3 +38,33 @@ class NetworkModel(nn.Module):
     def _inputs(self, data: Data) -> Data:
         """The network's input for a batch of the task's samples."""
         raise NotImplementedError
+
+
+def graph_fields(data: Data) -> dict[str, Any]:
+    """What a network's input must carry of a batch's graphs: ``batch``, ``ptr`` and the host's ``graph_sizes``
+    (:func:`ponita.graph.graph_sizes`), whichever ``data`` has; empty for a single graph.
+
+    With ``graph_sizes`` the network builds its fully connected graph without waiting for the device.
+    """
+    if getattr(data, "batch", None) is None:
+        return {}
+    fields = {"batch": data.batch}
+    if getattr(data, "ptr", None) is not None:
+        fields["ptr"] = data.ptr
+    sizes = graph_sizes(data)
+    if sizes is not None:
+        fields["graph_sizes"] = sizes
+    return fields
+
+
+def num_graphs(data: Data) -> int:
+    """The number of graphs in ``data``: ``Batch.num_graphs`` or the host's graph sizes, 1 without ``batch``;
+    otherwise read from ``data.batch`` (one host synchronisation)."""
+    known = getattr(data, "num_graphs", None)
+    if isinstance(known, int):
+        return known
+    sizes = graph_sizes(data)
+    if sizes is not None:
+        return len(sizes)
+    batch = getattr(data, "batch", None)
+    return 1 if batch is None else int(batch.max()) + 1

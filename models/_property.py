@@ -20,7 +20,7 @@ from ponita.graph import fully_connected_graph, lift_edges_to_oriented_points
 from ponita.ops import scatter_mean, scatter_sum
 
 from ._checkpoint import register_model
-from ._network_model import NetworkModel
+from ._network_model import NetworkModel, graph_fields, num_graphs
 
 
 @dataclass
@@ -80,7 +80,7 @@ class PonitaRegressor(NetworkModel):
         if not self.config.lift_bonds:
             return scalar[:, 0]
         atoms = scatter_mean(scalar[:, 0], inputs.atom_index, data.pos.shape[0])  # [N]
-        return scatter_sum(atoms, inputs.atom_batch, int(inputs.atom_batch.max()) + 1)  # [G]
+        return scatter_sum(atoms, inputs.atom_batch, num_graphs(data))  # [G]
 
     def forward(self, data: Data) -> Tensor:
         """Predicted property ``[G]`` in the target's unit (float64)."""
@@ -89,7 +89,7 @@ class PonitaRegressor(NetworkModel):
     def _inputs(self, data: Data) -> Data:
         x = data.x.to(self.network.embedding.weight.dtype)  # [N, F]
         if not self.config.lift_bonds:
-            return Data(pos=data.pos, x=x, batch=data.batch)
+            return Data(pos=data.pos, x=x, **graph_fields(data))
         batch = data.batch if data.batch is not None else torch.zeros_like(data.pos[:, 0], dtype=torch.long)  # [N]
         connect = fully_connected_graph(batch, data.pos.shape[0])  # [2, E]
         lifted = lift_edges_to_oriented_points(data.pos, data.edge_index, connect_index=connect)

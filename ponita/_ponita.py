@@ -21,7 +21,12 @@ from torch_geometric.data import Data
 from ponita._spaces import DEFAULT_NUM_ORI, SPACES, SpaceOptions, make_space, space_spec
 from ponita.geometry import invariants_rn
 from ponita.ops import require
-from ponita.graph._fully_connected_graph import fully_connected_edges, fully_connected_single
+from ponita.graph._fully_connected_graph import (
+    fully_connected_edges,
+    fully_connected_single,
+    fully_connected_sizes,
+    graph_sizes,
+)
 from ponita.graph._radius_graph import radius_graph_unchecked
 from ponita.nn import ConvNextBlock, KernelBasis, KernelInputs, PolynomialCutoff
 from ponita.ops import scatter_sum
@@ -244,8 +249,7 @@ class Ponita(nn.Module):
         device = self.embedding.weight.device
         if isinstance(num_nodes, int):
             return fully_connected_single(num_nodes, self.config.self_loops, device)
-        counts = torch.tensor(list(num_nodes), dtype=torch.long, device=device)  # [G]
-        return fully_connected_edges(counts, self.config.self_loops)
+        return fully_connected_sizes(list(num_nodes), self.config.self_loops, device)
 
     @torch.no_grad()
     def calibrate(self, data: Data) -> None:
@@ -378,6 +382,9 @@ class Ponita(nn.Module):
                 "data.batch must be sorted (non-decreasing) graph ids >= 0, as torch_geometric's Batch produces it.")
         if self.config.radius is not None:
             return radius_graph_unchecked(pos, float(self.config.radius), batch, self_loops)
+        sizes = graph_sizes(data)  # known on the host for a torch_geometric Batch: no sync
+        if sizes is not None and sum(sizes) == num_nodes:
+            return fully_connected_sizes(sizes, self_loops, pos.device)
         ptr = getattr(data, "ptr", None)
         counts = ptr[1:] - ptr[:-1] if ptr is not None else torch.unique_consecutive(batch, return_counts=True)[1]  # [G]
         return fully_connected_edges(counts, self_loops)
@@ -424,10 +431,13 @@ def _append_sender_condition(spatial: Tensor, condition: Tensor, node_index: Ten
 
 
 def _num_graphs(data: Data, batch: Tensor) -> int:
-    """Graphs in the batch: ``Batch.num_graphs`` (known on the host), 1 without ``batch``, else read from it."""
+    """Graphs in the batch: ``Batch.num_graphs`` or the host's graph sizes, 1 without ``batch``, else read from it."""
     num_graphs = getattr(data, "num_graphs", None)
     if isinstance(num_graphs, int):
         return num_graphs
+    sizes = graph_sizes(data)
+    if sizes is not None:
+        return len(sizes)
     if getattr(data, "batch", None) is None:
         return 1
     return int(batch.max()) + 1  # a plain Data with a batch vector: one host read

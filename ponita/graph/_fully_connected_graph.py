@@ -1,5 +1,7 @@
 """Fully connected graphs: every ordered pair of nodes in the same graph."""
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -13,6 +15,7 @@ def fully_connected_graph(
     self_loops: bool = True,
     *,
     device: torch.device | str | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Connects every node to every node of the same graph.
 
@@ -27,6 +30,9 @@ def fully_connected_graph(
         self_loops: whether to include the edges ``i -> i``.
         device: where to build the edges when ``batch`` is ``None`` (default: the CPU). With a ``batch``
             the edges are on ``batch.device`` and ``device`` must be ``None``.
+        sizes: the number of nodes of each graph, when the host knows them (e.g. :func:`graph_sizes` of a
+            ``Batch``); then nothing waits for the device, and ``batch`` is only checked to be as long as
+            ``sum(sizes)``. Without them the sizes are read from ``batch`` (host synchronisations).
 
     Returns:
         ``edge_index`` (``edge_index[0]`` senders, ``edge_index[1]`` receivers), sorted by receiver and
@@ -49,6 +55,14 @@ def fully_connected_graph(
         tensor([[0, 1, 0, 1],
                 [0, 0, 1, 1]])
     """
+    if sizes is not None:
+        sizes = [int(n) for n in sizes]
+        total = sum(sizes)
+        expected = batch.shape[0] if batch is not None else num_nodes
+        if min(sizes, default=0) < 0 or (expected is not None and total != expected):
+            raise ValueError(f"sizes must be node counts >= 0 summing to the {expected} nodes, got {sizes}.")
+        where = batch.device if batch is not None else torch.device(device or "cpu")
+        return fully_connected_sizes(sizes, self_loops, where)
     if batch is None:
         if num_nodes is None:
             raise ValueError(
@@ -68,25 +82,52 @@ def fully_connected_graph(
     return fully_connected_edges(counts, self_loops)
 
 
-def fully_connected_edges(counts: Tensor, self_loops: bool) -> Tensor:
+def fully_connected_edges(counts: Tensor, self_loops: bool, num_edges: int | None = None) -> Tensor:
     """:func:`fully_connected_graph` of consecutive graphs with ``counts[g]`` nodes each (unchecked).
 
-    One host sync (the number of edges, in :func:`ragged_arange`); a single graph of known size can
-    skip even that with :func:`fully_connected_single`.
+    Given ``num_edges`` (:func:`num_fully_connected_edges` of the sizes, known on the host) it never waits
+    for the device; otherwise it reads the edge count from it (one host synchronisation).
 
     Shapes:
         counts ``[G]`` → ``[2, E]``
     """
     node_starts = segment_starts(counts)  # [G]
-    graph, local = ragged_arange(counts * counts)  # [E], [E]
-    size = counts[graph]  # [E]
-    # Within a graph, edge `local` runs receiver-major: receiver local // N_g, sender local % N_g.
-    dst = node_starts[graph] + local // size  # [E]
-    src = node_starts[graph] + local % size  # [E]
+    # Each receiver has N_g senders, or N_g - 1 without self-loops; edges run receiver-major per graph.
+    senders_per_receiver = counts if self_loops else (counts - 1).clamp(min=0)  # [G]
+    graph, local = ragged_arange(counts * senders_per_receiver, num_edges)  # [E], [E]
+    width = senders_per_receiver[graph].clamp(min=1)  # [E]
+    dst = local // width  # [E], local receiver
+    src = local % width  # [E], local sender (rank among the receiver's senders)
     if not self_loops:
-        keep = src != dst  # [E]
-        src, dst = src[keep], dst[keep]
-    return torch.stack([src, dst])  # [2, E]
+        src = src + (src >= dst).long()  # skip the receiver itself, with static shapes
+    start = node_starts[graph]  # [E]
+    return torch.stack([start + src, start + dst])  # [2, E]
+
+
+def fully_connected_sizes(sizes: Sequence[int], self_loops: bool, device: torch.device) -> Tensor:
+    """:func:`fully_connected_graph` of consecutive graphs of these sizes, known on the host (unchecked).
+
+    Never waits for the device: the edge count comes from ``sizes``, and on CUDA the sizes are copied
+    from pinned memory without blocking.
+
+    Shapes:
+        → ``[2, E]``
+    """
+    counts = torch.tensor(list(sizes), dtype=torch.long)  # [G]
+    if device.type == "cuda":  # a pageable copy would wait for the stream
+        counts = counts.pin_memory()
+    counts = counts.to(device, non_blocking=True)
+    return fully_connected_edges(counts, self_loops, num_fully_connected_edges(sizes, self_loops))
+
+
+def num_fully_connected_edges(sizes: Sequence[int], self_loops: bool) -> int:
+    """The number of edges of the fully connected graphs of these sizes: Σ N², or Σ N(N − 1) without self-loops.
+
+    Example:
+        >>> num_fully_connected_edges([3, 2], self_loops=False)
+        8
+    """
+    return sum(n * n if self_loops else n * (n - 1) for n in sizes)
 
 
 def fully_connected_single(num_nodes: int, self_loops: bool, device: torch.device) -> Tensor:
@@ -112,3 +153,24 @@ def fully_connected_single(num_nodes: int, self_loops: bool, device: torch.devic
         sender_rank = rank % max(num_nodes - 1, 1)  # [N(N-1)]
         src = sender_rank + (sender_rank >= dst).long()  # [N(N-1)]
     return torch.stack([src, dst])  # [2, E]
+
+
+def graph_sizes(data: object) -> list[int] | None:
+    """The number of nodes of each graph of a batch, where the host knows it without asking the device.
+
+    From ``data.graph_sizes`` (a list of ints a caller may set), or from the collation record that a
+    ``torch_geometric`` ``Batch`` keeps on the CPU (on any device the batch is moved to). ``None`` when
+    neither is there (a plain ``Data``, or a batch whose sizes only a device tensor holds).
+
+    Example:
+        >>> from torch_geometric.data import Batch, Data
+        >>> graph_sizes(Batch.from_data_list([Data(pos=torch.zeros(3, 3)), Data(pos=torch.zeros(2, 3))]))
+        [3, 2]
+    """
+    sizes = getattr(data, "graph_sizes", None)
+    if sizes is not None:
+        return [int(n) for n in sizes]
+    slices = getattr(data, "_slice_dict", None)
+    if slices and isinstance(slices.get("pos"), torch.Tensor) and slices["pos"].device.type == "cpu":
+        return slices["pos"].diff().tolist()
+    return None

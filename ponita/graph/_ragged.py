@@ -23,7 +23,7 @@ def segment_starts(counts: Tensor) -> Tensor:
     return torch.cumsum(counts, 0) - counts  # [S]
 
 
-def ragged_arange(counts: Tensor) -> tuple[Tensor, Tensor]:
+def ragged_arange(counts: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
     """Enumerates ``range(counts[s])`` for every segment ``s``, as one flat array.
 
     Element ``t`` of the output belongs to segment ``segment[t]`` and is its ``local[t]``-th element.
@@ -31,6 +31,8 @@ def ragged_arange(counts: Tensor) -> tuple[Tensor, Tensor]:
 
     Args:
         counts: the length of each segment, non-negative integers.
+        total: ``counts.sum()`` when the caller knows it on the host; otherwise it is read from the device
+            (one host synchronisation).
 
     Returns:
         ``(segment, local)``, both of length ``T = counts.sum()``.
@@ -42,7 +44,7 @@ def ragged_arange(counts: Tensor) -> tuple[Tensor, Tensor]:
         >>> ragged_arange(torch.tensor([2, 0, 3]))
         (tensor([0, 0, 2, 2, 2]), tensor([0, 1, 0, 1, 2]))
     """
-    total = int(counts.sum())
+    total = int(counts.sum()) if total is None else total
     segment = torch.repeat_interleave(
         torch.arange(counts.numel(), device=counts.device), counts, output_size=total
     )  # [T]

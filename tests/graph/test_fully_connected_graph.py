@@ -71,3 +71,27 @@ def test_fully_connected_graph_accepts_matching_num_nodes():
 def test_fully_connected_graph_rejects_bad_input(batch, num_nodes, match):
     with pytest.raises(ValueError, match=match):
         fully_connected_graph(batch, num_nodes=num_nodes)
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+def test_sizes_known_on_the_host_give_the_same_edges_without_a_sync(self_loops):
+    from torch_geometric.data import Batch, Data
+
+    from ponita.graph import graph_sizes
+    from ponita.testing import HostSyncCounter
+
+    data = Batch.from_data_list([Data(pos=torch.zeros(n, 3)) for n in (3, 1, 4, 0, 2)])
+    sizes = graph_sizes(data)
+    assert sizes == [3, 1, 4, 0, 2] and graph_sizes(Data(pos=torch.zeros(3, 3))) is None
+    with HostSyncCounter() as counter:
+        fast = fully_connected_graph(data.batch, self_loops=self_loops, sizes=sizes)
+    assert counter.total == 0
+    assert torch.equal(fast, fully_connected_graph(data.batch, self_loops=self_loops))  # same edges, same order
+    assert torch.equal(fully_connected_graph(None, 3, self_loops, sizes=[3]), fully_connected_graph(None, 3, self_loops))
+
+
+def test_sizes_must_add_up_to_the_nodes():
+    with pytest.raises(ValueError, match="summing to the 4 nodes"):
+        fully_connected_graph(torch.zeros(4, dtype=torch.long), sizes=[3])
+    with pytest.raises(ValueError, match="node counts >= 0"):
+        fully_connected_graph(None, num_nodes=1, sizes=[2, -1])
