@@ -73,12 +73,28 @@ class _Slot(torch.autograd.Function):
         other_slots = [s for s in range(4) if s != ctx.slot]
         grads: list[Tensor | None] = []
         for position, target in enumerate(other_slots):
-            if ctx.needs_input_grad[3 + position]:
+            if _engine_needs(ctx, 3 + position):
                 operands = [full[s] for s in range(4) if s != target]
                 grads.append(_Slot.apply(ctx.kernels, ctx.graph, target, *operands))
             else:
                 grads.append(None)
         return (None, None, None, *grads)
+
+
+def _engine_needs(ctx: Any, index: int) -> bool:
+    """Whether the running backward uses the gradient of input ``index``: it requires one, and the engine will
+    execute the node it flows into. ``autograd.grad(energy, pos)`` (forces) thus skips the weight gradient,
+    a full contraction per layer that ``needs_input_grad`` alone would compute and autograd would discard."""
+    if not ctx.needs_input_grad[index]:
+        return False
+    # next_functions lists the tensor inputs only: the operands, which come after (kernels, graph, slot).
+    node = ctx.next_functions[index - (len(ctx.needs_input_grad) - len(ctx.next_functions))][0]
+    if node is None:
+        return True
+    try:
+        return torch._C._will_engine_execute_node(node)
+    except RuntimeError:  # a leaf that autograd.grad was asked about: needed
+        return True
 
 
 def fused_spatial_conv(
