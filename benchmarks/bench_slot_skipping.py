@@ -83,7 +83,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "avx512_bf16": "avx512_bf16" in open("/proc/cpuinfo").read() if platform.system() == "Linux" else None,
         "threads": args.threads, "preset": args.preset, "molecule": args.molecule, "batch_size": size,
-        "hidden_dim": config.model.hidden_dim, "num_layers": config.model.num_layers, "num_ori": config.model.num_ori,
+        **{key: config.model[key] for key in ("hidden_dim", "num_layers", "num_ori")},
     }
     with use_backend("cpu"):  # the fused CPU op, whatever the size (auto fuses only large messages)
         for name, work in (("train", train_step), ("forces", forces)):
