@@ -45,6 +45,7 @@ from ._qm9 import (
     load_qm9,
     process_qm9,
     qm9_split,
+    qm9_split_sizes,
     qm9pack_data_dir,
     read_qm9pack_rows,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "nbody_samples",
     "process_qm9",
     "qm9_split",
+    "qm9_split_sizes",
     "qm9pack_data_dir",
     "rdkit_molecule",
     "read_molecules",

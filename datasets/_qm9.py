@@ -174,6 +174,19 @@ def qm9_split(num_molecules: int = QM9_NUM_MOLECULES, scheme: str = "dimenet") -
             "test": perm[num_train + num_valid :]}
 
 
+def qm9_split_sizes(scheme: str = "dimenet", num_molecules: int = QM9_NUM_MOLECULES) -> dict[str, int]:
+    """The number of molecules of each part of a published split (:func:`qm9_split`), without loading QM9.
+
+    Example:
+        >>> qm9_split_sizes("edm")
+        {'train': 100000, 'valid': 17748, 'test': 13083}
+    """
+    if scheme not in QM9_SPLITS:
+        raise ValueError(f"Unknown QM9 split {scheme!r}; choose one of {', '.join(QM9_SPLITS)}.")
+    _, num_train, num_valid = QM9_SPLITS[scheme]
+    return {"train": num_train, "valid": num_valid, "test": num_molecules - num_train - num_valid}
+
+
 def qm9pack_data_dir() -> Path:
     """The folder of ``qm9pack``'s CSV files.
 

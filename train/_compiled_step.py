@@ -34,6 +34,8 @@ from torch.func import functional_call
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch_geometric.data import Batch
 
+from ._task import model_device
+
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
@@ -110,7 +112,7 @@ class CompiledLoss:
         if self._eager:
             return self.loss_fn(model, batch)
         inputs, structure = _split(batch)
-        device = next(model.parameters()).device.type
+        device = model_device(model).type
         signature = (
             tuple((key, batch[key].dtype, tuple(batch[key].shape)) for key in inputs + structure),
             torch.is_autocast_enabled(device),

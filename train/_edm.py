@@ -20,13 +20,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import Molecule, QM9Molecules, load_qm9, molecule_metrics, qm9_split, radius_of_gyration
+from ponita.datasets import Molecule, QM9Molecules, molecule_metrics, radius_of_gyration
 from ponita.datasets._rdkit import require_rdkit
 from ponita.models import DEFAULT_SPACING, EDM, OBJECTIVES, EDMConfig, default_sample_steps
 
 from ._config import TrainConfig
-from ._qm9 import check_subset_sizes
-from ._task import Task, register_task
+from ._qm9 import QM9Source, check_subset_sizes
+from ._task import Task, model_device, register_task
 
 QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
 PROBE_DENOISING_MOLECULES = 256  # validation molecules of the probe's denoising error
@@ -88,10 +88,11 @@ class EDMOptions:
 
 
 @register_task
-class EDMTask(Task):
+class EDMTask(QM9Source, Task):
     """Molecule generation: EDM on QM9 with hydrogens, with a PONITA denoiser (sampled by `ponita sample`)."""
 
     name = "qm9-edm"
+    split_scheme = "edm"
     options_class = EDMOptions
     default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
     fixed_model_options = {"input_dim": 7, "output_dim": 6, "output_dim_vec": 1, "task_level": "node",
@@ -112,25 +113,22 @@ class EDMTask(Task):
         super().__init__(config)
         require_rdkit("The qm9-edm task (its test metrics)")  # before training, not after it
 
-    def _molecules(self, part: str, limit: int | None) -> QM9Molecules:
-        if getattr(self, "_qm9", None) is None:
-            self._qm9 = load_qm9(self.options.data_dir)
-        return QM9Molecules(self._qm9, qm9_split(len(self._qm9), "edm")[part][:limit], atoms_only=True)
-
     def train_val_data(self) -> tuple[QM9Molecules, QM9Molecules]:
-        return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
+        return (self._molecules("train", self.options.num_train, atoms_only=True),
+                self._molecules("valid", self.options.num_val, atoms_only=True))
 
     def test_data(self) -> QM9Molecules:
-        return self._molecules("test", self.options.num_test)
+        return self._molecules("test", self.options.num_test, atoms_only=True)
 
     def protocol(self) -> str:
-        return (f"QM9 with hydrogens, EDM split (seed 0): train on the first {self.options.num_train or 100_000:,} "
-                f"training molecules, validate on {self.options.num_val or 17_748:,}")
+        return (f"QM9 with hydrogens, EDM split (seed 0): train on the first "
+                f"{self._part_size('train', self.options.num_train):,} training molecules, validate on "
+                f"{self._part_size('valid', self.options.num_val):,}")
 
     def test_protocol(self) -> str:
         steps = self.options.sample_steps or default_sample_steps(self.options.objective, self.options.steps)
         return (f"{self.options.num_samples} sampled molecules ({steps} sampler steps); noise error on "
-                f"{self.options.num_test or 13_083:,} test molecules")
+                f"{self._part_size('test', self.options.num_test):,} test molecules")
 
     def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
         sizes = train.sizes().tolist() if isinstance(train, QM9Molecules) else [int(m.z.shape[0]) for m in train]
@@ -166,7 +164,7 @@ class EDMTask(Task):
         """Stability and validity of ``probe_molecules`` molecules sampled in ``probe_steps`` steps (the same sizes
         and noise every time), their fraction with non-finite positions and mean radius of gyration (Å), and the
         denoising error at ``probe_noise`` Å on 256 validation molecules."""
-        device = next(model.parameters()).device
+        device = model_device(model)
         steps = self.options.probe_steps if self.options.objective == "karras" else min(self.options.probe_steps,
                                                                                         self.options.steps)
         samples = sample_molecules(model, self.options.probe_molecules, steps,
@@ -196,7 +194,7 @@ class EDMTask(Task):
 
 def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
     """EDM's NLL (one draw of the variational bound per molecule, seeded) averaged over ``data``."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     generator = torch.Generator(device)
     total = 0.0
     for start in range(0, len(data), config.test_batch_size):

@@ -9,6 +9,8 @@ from torch_geometric.data import Batch, Data
 from ponita.models import PonitaPotential
 from ponita.geometry import random_rotation
 
+from ._task import model_device
+
 
 def evaluate_potential(
     model: PonitaPotential,
@@ -36,7 +38,7 @@ def evaluate_potential(
         ``"rotations"``.
     """
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     errors: dict[str, list[Tensor]] = {"energy": [], "forces": [], "energy_rot": [], "forces_rot": []}
     for start in range(0, len(frames), batch_size):

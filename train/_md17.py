@@ -19,7 +19,7 @@ from ponita.datasets import RMD17_MOLECULES, fit_atomic_reference_energies, forc
 from ponita.models import PonitaPotential
 
 from ._evaluate import evaluate_potential
-from ._task import Task, register_task
+from ._task import Task, model_device, register_task
 
 RMD17_FRAMES_PER_SPLIT = 1000
 
@@ -169,7 +169,7 @@ class MD17Task(Task):
         :math:`E - \hat E` on the training frames (:func:`ponita.datasets.fit_atomic_reference_energies`)
         removes it; forces are unchanged.
         """
-        device = next(model.parameters()).device
+        device = model_device(model)
         residuals = []
         with torch.no_grad():
             for start in range(0, len(train), self.config.test_batch_size):

@@ -20,7 +20,7 @@ from ponita.datasets import NBODY_SPLITS, load_nbody, nbody_samples
 from ponita.datasets._nbody import NBODY_INPUT_FRAME, NBODY_TARGET_FRAME
 from ponita.models import EGNNConfig, EGNNNBody, NBodyConfig, PonitaNBody
 
-from ._task import Task, register_task
+from ._task import Task, model_device, register_task
 
 ARCHITECTURES = ("ponita", "egnn")
 
@@ -123,7 +123,7 @@ class NBodyTask(Task):
 
         simulations = load_nbody("test", self.options.data_dir, self.options.plot_systems)
         with torch.no_grad():
-            batch = Batch.from_data_list(list(data[: self.options.plot_systems])).to(next(model.parameters()).device)
+            batch = Batch.from_data_list(list(data[: self.options.plot_systems])).to(model_device(model))
             predicted = model(batch).cpu().view(-1, 5, 3)  # [S, 5, 3]
         path = plot_nbody_predictions(simulations, predicted, output / "trajectories.png")
         return {"trajectories": path}

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import QM9_FEATURES, QM9_TARGETS, QM9Molecules, load_qm9, qm9_split
+from ponita.datasets import QM9_FEATURES, QM9_TARGETS, QM9Molecules, load_qm9, qm9_split, qm9_split_sizes
 from ponita.models import PonitaRegressor, RegressorConfig
 
 from ._config import TrainConfig
@@ -61,8 +61,29 @@ def check_subset_sizes(options: object) -> None:
             raise ValueError(f"{name} must be ≥ 1 or null (all), got {value}.")
 
 
+class QM9Source:
+    """The QM9 data of a task: the processed QM9 loaded once, and views of a published split's parts.
+
+    A task that mixes it in sets :attr:`split_scheme` and has ``options.data_dir``.
+    """
+
+    split_scheme: str
+    """The split of :func:`ponita.datasets.qm9_split`: ``"dimenet"`` or ``"edm"``."""
+
+    def _molecules(self, part: str, limit: int | None, **view: Any) -> QM9Molecules:
+        """The first ``limit`` molecules (``None``: all) of the split's ``part``; ``view``: :class:`QM9Molecules`'s options."""
+        if getattr(self, "_qm9", None) is None:
+            self._qm9 = load_qm9(self.options.data_dir)
+        return QM9Molecules(self._qm9, qm9_split(len(self._qm9), self.split_scheme)[part][:limit], **view)
+
+    def _part_size(self, part: str, limit: int | None) -> int:
+        """How many molecules of ``part`` the task uses (for protocol lines; QM9 is not loaded)."""
+        size = qm9_split_sizes(self.split_scheme)[part]
+        return size if limit is None else min(limit, size)
+
+
 @register_task
-class QM9Task(Task):
+class QM9Task(QM9Source, Task):
     """QM9 property regression: one of the twelve targets from 3D geometry and atom features (PonitaRegressor)."""
 
     name = "qm9"
@@ -94,27 +115,26 @@ class QM9Task(Task):
                 "the lifted preset sets both."
             )
 
-    def _molecules(self, part: str, limit: int | None) -> QM9Molecules:
-        if getattr(self, "_qm9", None) is None:
-            self._qm9 = load_qm9(self.options.data_dir)
-        return QM9Molecules(self._qm9, qm9_split(len(self._qm9))[part][:limit], self.options.target)
+    split_scheme = "dimenet"
 
     def train_val_data(self) -> tuple[QM9Molecules, QM9Molecules]:
-        return self._molecules("train", self.options.num_train), self._molecules("valid", self.options.num_val)
+        target = self.options.target
+        return (self._molecules("train", self.options.num_train, target=target),
+                self._molecules("valid", self.options.num_val, target=target))
 
     def test_data(self) -> QM9Molecules:
-        return self._molecules("test", self.options.num_test)
+        return self._molecules("test", self.options.num_test, target=self.options.target)
 
     def _unit(self) -> str:
         return QM9_TARGETS[self.options.target][2]
 
     def protocol(self) -> str:
-        num_train, num_val = self.options.num_train or 110_000, self.options.num_val or 10_000
+        num_train, num_val = self._part_size("train", self.options.num_train), self._part_size("valid", self.options.num_val)
         return (f"QM9 {self.options.target} ({self._unit()}), DimeNet/PONITA split (RandomState(42)): train on the "
                 f"first {num_train:,} training molecules, validate on {num_val:,}")
 
     def test_protocol(self) -> str:
-        return f"QM9 {self.options.target}: {self.options.num_test or 10_831:,} test molecules of the same split"
+        return f"QM9 {self.options.target}: {self._part_size('test', self.options.num_test):,} test molecules of the same split"
 
     def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
         y = torch.cat([molecule.y for molecule in train])  # [M]

@@ -252,7 +252,12 @@ def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = (
             f"{lightning_checkpoint} is not a Lightning checkpoint of a ponita run; pass RUN/checkpoints/last.ckpt."
         )
     stored = state["ponita_train_config"]
-    return load_config(state.get("ponita_task", "md17"), overrides=overrides, base=stored)
+    task = state.get("ponita_task") or stored.get("task")
+    if task is None and "molecule" in stored:  # a flat config of ponita 0.1.0, which trained md17 potentials only
+        task = "md17"
+    if task is None:
+        raise ValueError(f"{lightning_checkpoint} does not say which task it trained; it is not a checkpoint of a ponita run.")
+    return load_config(task, overrides=overrides, base=stored)
 
 
 def test_checkpoint(

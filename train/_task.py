@@ -143,7 +143,7 @@ class Task:
         Runs in batches of the config's ``test_batch_size`` on the model's device, without gradients (a
         model that needs them, such as a potential's forces, enables them itself).
         """
-        device = next(model.parameters()).device
+        device = model_device(model)
         sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in self.metrics}
         counts = dict.fromkeys(self.metrics, 0)
         size = self.config.test_batch_size
@@ -167,6 +167,11 @@ class Task:
     def format_metrics(cls, metrics: dict[str, Any]) -> str:
         """A human-readable table of :meth:`test`'s metrics (the command line prints it)."""
         return "\n".join(f"  {key:32s} {value}" for key, value in metrics.items())
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters (a zoo model keeps them all on one)."""
+    return next(model.parameters()).device
 
 
 def register_task(cls: type[Task]) -> type[Task]:

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("qm9pack") is None, rea
 def _tiny_qm9(patch):
     small = process_qm9(read_qm9pack_rows()[:200])
     split = {"train": np.arange(120), "valid": np.arange(120, 160), "test": np.arange(160, 200)}
-    patch.setattr("ponita.train._edm.load_qm9", lambda data_dir=None: small)
-    patch.setattr("ponita.train._edm.qm9_split", lambda num, scheme: split)
+    patch.setattr("ponita.train._qm9.load_qm9", lambda data_dir=None: small)
+    patch.setattr("ponita.train._qm9.qm9_split", lambda num, scheme: split)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def generator_file(tmp_path_factory):
     small = process_qm9(read_qm9pack_rows()[:200])
     split = {"train": np.arange(120), "valid": np.arange(120, 160), "test": np.arange(160, 200)}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("ponita.train._edm.load_qm9", lambda data_dir=None: small)
-        patch.setattr("ponita.train._edm.qm9_split", lambda num, scheme: split)
+        patch.setattr("ponita.train._qm9.load_qm9", lambda data_dir=None: small)
+        patch.setattr("ponita.train._qm9.qm9_split", lambda num, scheme: split)
         output = tmp_path_factory.mktemp("edm") / "run"
         overrides = [f"output={output}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16", "steps=30",
                      "max_epochs=2", "batch_size=20", "precision=32-true", "num_samples=8", "max_time_minutes=null",

@@ -28,7 +28,7 @@ def small_split(small_qm9, monkeypatch) -> None:
     """The task reads the 300 molecules above, split 200 / 50 / 50."""
     monkeypatch.setattr("ponita.train._qm9.load_qm9", lambda data_dir=None: small_qm9)
     split = {"train": np.arange(200), "valid": np.arange(200, 250), "test": np.arange(250, 300)}
-    monkeypatch.setattr("ponita.train._qm9.qm9_split", lambda num: split)
+    monkeypatch.setattr("ponita.train._qm9.qm9_split", lambda num, scheme: split)
 
 
 def tiny_task(output, *overrides: str) -> QM9Task:
