@@ -3,11 +3,16 @@
 Builds the model of a ``qm9-edm`` preset and times its training step (EDM's loss at a random diffusion step,
 backward, AdamW, gradient clipping) on batches of real QM9 molecules, read from EDM's processed test split
 (``edm_qm9_test.npz``; for timing only, so no training data is needed) in the preset's batch size.
+``--modes eager compiled`` also times the network compiled as ``compile_step`` does for this task
+(``torch.compile``, dynamic shapes): both models start from the same weights, and their steps alternate in
+``--blocks`` blocks so that the machine's load affects both alike; the first compiled step (the compilation)
+is reported apart.
 
 Usage::
 
     python benchmarks/bench_edm_training.py --npz ../shared/data/qm9/edm_qm9_test.npz [--preset paper]
-        [--device cuda] [--precisions fp32 bf16] [--steps 20] [--json out.json]
+        [--device cuda] [--precisions fp32 bf16] [--modes eager compiled] [--steps 20] [--blocks 2]
+        [--json out.json]
 """
 
 import argparse
@@ -38,27 +43,37 @@ def read_npz(path: Path) -> list[Data]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npz", type=Path, required=True, help="EDM's processed QM9 split (edm_qm9_test.npz)")
-    parser.add_argument("--preset", default="paper", choices=("paper", "quick"))
+    parser.add_argument("--preset", default="paper", choices=("paper", "quick", "quick-karras"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after 3 warm-up steps")
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=("eager", "compiled"))
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (per mode) after 3 warm-up steps")
+    parser.add_argument("--blocks", type=int, default=2, help="alternating timed blocks per mode")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     config = load_config("qm9-edm", args.preset)
     molecules = read_npz(args.npz)
     sizes = dict(sorted(Counter(int(m.z.shape[0]) for m in molecules).items()))
     rows = []
+    objective = config.task_options.objective
     for precision in args.precisions:
-        torch.manual_seed(0)
-        model = EDM(EDMConfig(QM9_ATOMIC_NUMBERS, sizes, network=dict(config.model))).to(args.device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         generator = torch.Generator().manual_seed(0)
         batches = [Batch.from_data_list([molecules[int(i)] for i in torch.randint(len(molecules), (config.batch_size,),
                                                                                  generator=generator)]).to(args.device)
                    for _ in range(args.steps + 3)]
         autocast = torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+        runs, compile_seconds = {}, None
+        for mode in args.modes:
+            torch.manual_seed(0)
+            model = EDM(EDMConfig(QM9_ATOMIC_NUMBERS, sizes, network=dict(config.model), objective=objective))
+            model = model.to(args.device).train()
+            if mode == "compiled":
+                model.network.forward = torch.compile(model.network.forward, dynamic=True)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            runs[mode] = (model, optimizer)
 
-        def step(batch: Batch) -> None:
+        def step(mode: str, batch: Batch) -> None:
+            model, optimizer = runs[mode]
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 loss = model.loss(batch)
@@ -66,26 +81,42 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip or float("inf"))
             optimizer.step()
 
-        for batch in batches[:3]:
-            step(batch)
+        for mode in args.modes:
+            start = time.perf_counter()
+            step(mode, batches[0])
+            if mode == "compiled":
+                compile_seconds = time.perf_counter() - start
+            for batch in batches[1:3]:
+                step(mode, batch)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        for batch in batches[3:]:
-            step(batch)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = (time.perf_counter() - start) / args.steps
-        row = dict(preset=args.preset, precision=precision, device=args.device, batch_size=config.batch_size,
-                   step_s=seconds, molecules_per_s=config.batch_size / seconds,
-                   days_per_1000_epochs=1000 * TRAINING_MOLECULES / config.batch_size * seconds / 86400)
-        if args.device.startswith("cuda"):
-            row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        rows.append(row)
-        print(f"{args.preset} {precision}: {seconds * 1e3:.0f} ms per step of {config.batch_size}, "
-              f"{row['molecules_per_s']:.0f} molecules/s, {row['days_per_1000_epochs']:.2f} days per 1000 epochs"
-              + (f", peak {row['peak_memory_gb']:.1f} GB" if "peak_memory_gb" in row else ""), flush=True)
+        seconds = dict.fromkeys(args.modes, 0.0)
+        timed = batches[3:]
+        for block in range(args.blocks):
+            chosen = timed[block * len(timed) // args.blocks:(block + 1) * len(timed) // args.blocks]
+            for mode in args.modes:
+                start = time.perf_counter()
+                for batch in chosen:
+                    step(mode, batch)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                seconds[mode] += time.perf_counter() - start
+        for mode in args.modes:
+            per_step = seconds[mode] / len(timed)
+            row = dict(preset=args.preset, precision=precision, mode=mode, device=args.device,
+                       batch_size=config.batch_size, step_s=per_step, molecules_per_s=config.batch_size / per_step,
+                       days_per_1000_epochs=1000 * TRAINING_MOLECULES / config.batch_size * per_step / 86400)
+            if mode == "compiled":
+                row["compile_s"] = compile_seconds
+            if args.device.startswith("cuda"):
+                row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            rows.append(row)
+            print(f"{args.preset} {precision} {mode}: {per_step * 1e3:.0f} ms per step of {config.batch_size}, "
+                  f"{row['molecules_per_s']:.0f} molecules/s, {row['days_per_1000_epochs']:.2f} days per 1000 epochs"
+                  + (f" (compiled in {compile_seconds:.0f} s)" if mode == "compiled" else ""), flush=True)
+        if len(args.modes) == 2:
+            print(f"compiled: {seconds['eager'] / seconds['compiled']:.2f}x the steps per second of eager", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

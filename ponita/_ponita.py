@@ -10,7 +10,7 @@ outputs per node or per graph.
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -322,15 +322,19 @@ class Ponita(nn.Module):
             raise ValueError("The input graph is empty (data.pos has 0 nodes); give at least one node.")
         require(torch.isfinite(pos).all(), "data.pos contains NaN or inf; clean the coordinates before calling the model.")
         dtype = self.embedding.weight.dtype
+        # Messages are built only on failure (lambdas): formatting the number of nodes into a string would
+        # make torch.compile specialise the graph on it.
         x = _field(data, "x", (num_nodes, config.input_dim), dtype, pos,
-                   f"data.x must have shape [N, input_dim] = [{num_nodes}, {config.input_dim}]")
+                   lambda: f"data.x must have shape [N, input_dim] = [{num_nodes}, {config.input_dim}]")
         vec = _field(data, "vec", (num_nodes, config.input_dim_vec, dim), dtype, pos,
-                     f"data.vec must have shape [N, input_dim_vec, {dim}] = [{num_nodes}, {config.input_dim_vec}, "
-                     f"{dim}]", f"; the last dimension is the spatial dimension of space {config.space!r}")
+                     lambda: f"data.vec must have shape [N, input_dim_vec, {dim}] = [{num_nodes}, "
+                     f"{config.input_dim_vec}, {dim}]", f"; the last dimension is the spatial dimension of space "
+                     f"{config.space!r}")
         condition = None
         if config.kernel_condition_dim > 0:
             condition = _field(data, "kernel_condition", (num_nodes, config.kernel_condition_dim), dtype, pos,
-                               f"data.kernel_condition must have shape [{num_nodes}, {config.kernel_condition_dim}]")
+                               lambda: f"data.kernel_condition must have shape [{num_nodes}, "
+                               f"{config.kernel_condition_dim}]")
         batch = getattr(data, "batch", None)
         if batch is not None and batch.shape != (num_nodes,):
             raise ValueError(f"data.batch must have shape [N] = [{num_nodes}], got {list(batch.shape)}.")
@@ -367,8 +371,7 @@ class Ponita(nn.Module):
                 return (f"edge_index holds node indices outside [0, {num_nodes}): min {int(edge_index.min())}, "
                         f"max {int(edge_index.max())}. Check that it matches the nodes.")
 
-            require(in_range, f"edge_index holds node indices outside [0, {num_nodes}); check that it matches the nodes.",
-                    detail)
+            require(in_range, "edge_index holds node indices outside [0, N); check that it matches the nodes.", detail)
             return edge_index.long()
         self_loops = self.config.self_loops
         if batch is None:
@@ -409,14 +412,16 @@ class _Inputs(NamedTuple):
     edge_index: Tensor  # [2, E]
 
 
-def _field(data: Data, name: str, shape: tuple, dtype: torch.dtype, pos: Tensor, what: str, hint: str = "") -> Tensor:
-    """``data.<name>`` checked to have ``shape`` and finite values, in ``dtype``; zeros if ``shape[1]`` is 0."""
+def _field(data: Data, name: str, shape: tuple, dtype: torch.dtype, pos: Tensor, what: Callable[[], str],
+           hint: str = "") -> Tensor:
+    """``data.<name>`` checked to have ``shape`` and finite values, in ``dtype``; zeros if ``shape[1]`` is 0.
+    ``what()`` says what was expected (called only on failure)."""
     if shape[1] == 0:
         return pos.new_zeros(shape, dtype=dtype)
     value = getattr(data, name, None)
     if value is None or value.shape != shape:
         found = None if value is None else list(value.shape)
-        raise ValueError(f"{what}, got {found}{hint}.")
+        raise ValueError(f"{what()}, got {found}{hint}.")
     require(torch.isfinite(value).all(), f"data.{name} contains NaN or inf.")
     return value.to(dtype)
 

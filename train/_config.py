@@ -62,10 +62,12 @@ class TrainConfig:
         early_stopping_patience: stop after this many validations without a better monitored metric.
         ema_decay: decay of the weight EMA used for validation, testing and the exported model.
         gradient_clip: gradient-norm clipping value (``None``: off).
-        compile_step: trace each training step (loss, forces, gradients) into one graph and compile it
-            with Inductor (:class:`ponita.train.CompiledLoss`); for tasks whose batches keep one structure
-            (e.g. one molecule), on one process. The first step compiles (30–80 s on a 2-core CPU), later
-            ones run 1.5–2× faster; same gradients up to float round-off.
+        compile_step: compile the training step, on one process. For tasks whose batches keep one
+            structure (e.g. one molecule) the whole step (loss, forces, gradients) is traced into one graph
+            and compiled with Inductor (:class:`ponita.train.CompiledLoss`); for batches of varying sizes
+            (QM9 molecules) the model's network is compiled with dynamic shapes
+            (:meth:`~ponita.train.TaskModule.compile_network`). The first step compiles (30–100 s on a
+            2-core CPU), later ones run ≈ 1.5× faster or more; same gradients up to float round-off.
         probe_every_minutes: every this many minutes of training steps, log the task's quality probe
             (:meth:`Task.probe`, e.g. a generator's molecule stability) against training hours in
             ``logs/probe.csv`` and the learning curve; ``None``: no probes (tasks without a probe ignore it).

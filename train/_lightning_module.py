@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import math
+import time
 from typing import Any
 
 import pytorch_lightning as pl
@@ -60,13 +61,18 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return optimizer_class(groups, lr=config.lr, fused=has_fused_adam(model.parameters()) or None)
 
 
+DYNAMIC_COMPILE_BACKEND = "inductor"
+"""``torch.compile`` backend of :meth:`TaskModule.compile_network` (tests use ``"aot_eager"``)."""
+
+
 class TaskModule(pl.LightningModule):
     """Trains a task's model and keeps an exponential moving average of its weights.
 
     Training minimises ``task.loss(model, batch)``; validation, the checkpointed ``ema`` weights and the
     exported model use ``self.ema``, updated after every optimiser step as
     ``ema ← decay · ema + (1 − decay) · model`` (buffers are copied). With ``compile_step`` the loss and
-    its gradients come from a compiled graph (:class:`CompiledLoss`) of the task's :meth:`~Task.static_batch`.
+    its gradients come from a compiled graph (:class:`CompiledLoss`) of the task's :meth:`~Task.static_batch`,
+    or, for tasks whose batches change structure, the model's network is compiled (:meth:`compile_network`).
     Before the first step the model is calibrated once on the first training batch (:meth:`on_train_start`);
     a resumed run is already calibrated and skips this. Validation metrics are the means of
     ``task.validation_errors`` over all elements of the validation set, pooled over processes.
@@ -97,6 +103,25 @@ class TaskModule(pl.LightningModule):
         self._loss_sum: Tensor | None = None  # Σ loss · graphs over this epoch's steps, on the device
         self._loss_count = 0
         self._ema_tensors: tuple[list[Tensor], ...] | None = None
+        self._network_compile: tuple[float | None, float | None] | None = None  # (first step's start, its seconds)
+
+    def compile_network(self) -> None:
+        """``compile_step`` for batches whose structure changes (molecules of different sizes): the zoo model's
+        network is compiled with ``torch.compile`` and dynamic shapes, one graph for all sizes (Inductor; the
+        loss must not differentiate inside, as forces would). The EMA copy, which validates and samples, stays
+        eager. The first step compiles (about 100 s for the qm9-edm ``quick`` network on one CPU thread)."""
+        network = self.model.network
+        network.forward = torch.compile(network.forward, dynamic=True, backend=DYNAMIC_COMPILE_BACKEND)
+        self.compiled_loss = None
+        self._network_compile = (None, None)
+
+    @property
+    def compile_seconds(self) -> float | None:
+        """Seconds spent compiling the training step so far (``None`` without ``compile_step``, or before the
+        first step of a compiled network)."""
+        if self.compiled_loss is not None:
+            return self.compiled_loss.compile_seconds
+        return self._network_compile[1] if self._network_compile is not None else None
 
     def on_train_start(self) -> None:
         if not self.model.calibrated:
@@ -105,6 +130,8 @@ class TaskModule(pl.LightningModule):
             self.ema.load_state_dict(self.model.state_dict())
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        if self._network_compile == (None, None):
+            self._network_compile = (time.perf_counter(), None)  # the first step compiles; timed to its end
         if self.compiled_loss is not None:
             loss = self.compiled_loss(self.model, self.task.static_batch(self.model, batch))
         else:
@@ -136,6 +163,8 @@ class TaskModule(pl.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
+        if self._network_compile is not None and self._network_compile[1] is None:
+            self._network_compile = (None, time.perf_counter() - self._network_compile[0])
         # Within the step, before any callback's on_train_batch_end: a checkpoint written there (a pause)
         # holds the EMA of this step.
         self._update_ema()

@@ -84,6 +84,7 @@ class MD17Task(Task):
     """Interatomic potentials: energies and forces of rMD17 molecules (a PonitaPotential)."""
 
     name = "md17"
+    second_order_loss = True  # forces
     options_class = MD17Options
     default_model = {"num_ori": 20, "basis_dim": 256}  # the paper's rMD17 network (the rest: Ponita's defaults)
     fixed_model_options = {"input_dim": 1, "output_dim": 1, "task_level": "node", "input_dim_vec": 0,

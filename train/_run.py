@@ -132,10 +132,12 @@ def fit(
     statistics = task.statistics(train_data)
     module = TaskModule(task, task.build_model(statistics), statistics, protocol, precision)
     if config.compile_step and task.static_batch(module.model, Batch.from_data_list(list(train_data[:1]))) is None:
-        raise ValueError(
-            f"compile_step needs batches whose graph does not depend on the positions, which task {task.name!r} "
-            "cannot give for this model; set compile_step=false."
-        )
+        if task.second_order_loss or not isinstance(getattr(module.model, "network", None), torch.nn.Module):
+            raise ValueError(
+                f"compile_step needs batches whose graph does not depend on the positions, which task {task.name!r} "
+                "cannot give for this model; set compile_step=false."
+            )
+        module.compile_network()  # batches of varying sizes: the network, with dynamic shapes
     data = TaskDataModule(train_data, val_data, config.batch_size, config.seed, config.num_workers, task.rotate_fields)
     monitor = f"val/{task.monitor}"
     checkpoint = ModelCheckpoint(

@@ -52,6 +52,9 @@ class Task:
         monitor: the metric of :attr:`metrics` that selects the best epoch and drives early stopping.
         rotate_fields: vector fields of a sample that training augmentation rotates together (``()``: no
             augmentation).
+        second_order_loss: the loss differentiates the model inside (a potential's forces), so training takes
+            second derivatives; ``compile_step`` then needs :meth:`static_batch` (``torch.compile`` of the
+            network alone cannot take them).
         model_file: file name of the exported model in the run folder.
         default_preset: the preset ``ponita train <name>`` uses without ``--preset`` (``None``: defaults).
         train_flags: command-line flags of ``ponita train <name>``: flag → (config key, argparse keywords).
@@ -65,6 +68,7 @@ class Task:
     metrics: ClassVar[dict[str, str]]
     monitor: ClassVar[str]
     rotate_fields: ClassVar[tuple[str, ...]] = ()
+    second_order_loss: ClassVar[bool] = False
     model_file: ClassVar[str] = "model.pt"
     default_preset: ClassVar[str | None] = None
     train_flags: ClassVar[dict[str, tuple[str, dict[str, Any]]]] = {}

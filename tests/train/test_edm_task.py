@@ -32,7 +32,7 @@ def generator_file(tmp_path_factory):
         output = tmp_path_factory.mktemp("edm") / "run"
         overrides = [f"output={output}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16", "steps=30",
                      "max_epochs=2", "batch_size=20", "precision=32-true", "num_samples=8", "max_time_minutes=null",
-                     "lr_horizon=epochs",
+                     "lr_horizon=epochs", "compile_step=false",
                      "probe_every_minutes=0.0002", "probe_molecules=4", "probe_steps=5"]
         task = EDMTask(load_config("qm9-edm", "quick", overrides=overrides))
         result = fit(task, *task.train_val_data(), task.test_data())
@@ -110,6 +110,8 @@ def test_sample_rejects_a_checkpoint_that_is_not_a_generator(tmp_path, capsys) -
 def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_path, capsys) -> None:
     with pytest.MonkeyPatch.context() as patch:
         _tiny_qm9(patch)
+        # The preset's compile_step: the network compiled for all sizes (no code generation in the test).
+        patch.setattr("ponita.train._lightning_module.DYNAMIC_COMPILE_BACKEND", "aot_eager")
         overrides = [f"output={tmp_path / 'run'}", "hidden_dim=16", "num_layers=2", "num_ori=6", "basis_dim=16",
                      "objective=karras", "max_epochs=1", "batch_size=20", "precision=32-true", "num_samples=4",
                      "sample_steps=3", "max_time_minutes=null", "lr_horizon=epochs"]
@@ -122,3 +124,29 @@ def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_p
     assert len(read_molecules(str(out))) == 3
     assert main(["sample", str(result.model), "--sampler", "ddim", "-o", str(tmp_path / "x.xyz")]) == 2
     assert "does not fit this generator (objective 'karras'); use heun" in capsys.readouterr().err
+
+
+def test_compile_step_compiles_the_denoiser_once_for_all_sizes_with_the_same_training(tmp_path, monkeypatch) -> None:
+    """Batches of molecules of different sizes: compile_step compiles the network with dynamic shapes (one
+    graph, no recompilation per size) and trains to the same weights as eager steps, up to round-off."""
+    import torch._dynamo
+
+    _tiny_qm9(monkeypatch)
+    monkeypatch.setattr("ponita.train._lightning_module.DYNAMIC_COMPILE_BACKEND", "aot_eager")  # no codegen
+
+    def run(name: str, compile_step: bool):
+        overrides = [f"output={tmp_path / name}", "hidden_dim=8", "num_layers=1", "num_ori=4", "basis_dim=8",
+                     "max_epochs=1", "batch_size=20", "precision=32-true", "max_time_minutes=null",
+                     "lr_horizon=epochs", "num_train=60", "num_val=20", "objective=karras",
+                     f"compile_step={str(compile_step).lower()}"]
+        task = EDMTask(load_config("qm9-edm", "quick", overrides=overrides))
+        return torch.load(fit(task, *task.train_val_data()).last_checkpoint, weights_only=False)["state_dict"]
+
+    eager = run("eager", False)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = run("compiled", True)
+    assert torch._dynamo.utils.counters["frames"]["total"] == 1  # three batch sizes, one compiled graph
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    for name, tensor in eager.items():
+        torch.testing.assert_close(compiled[name], tensor, rtol=1e-4, atol=1e-5, msg=name)

@@ -70,12 +70,11 @@ class EpochPrinter(pl.Callback):
             print(f"  precision: {module.precision_choice}", flush=True)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
-        compiled = getattr(module, "compiled_loss", None)
-        if self._compile_reported or compiled is None or not trainer.is_global_zero:
+        seconds = getattr(module, "compile_seconds", None)
+        if self._compile_reported or seconds is None or not trainer.is_global_zero:
             return
         self._compile_reported = True
-        print(f"  compiled the training step in {compiled.compile_seconds:.0f} s (compile_step=false skips this)",
-              flush=True)
+        print(f"  compiled the training step in {seconds:.0f} s (compile_step=false skips this)", flush=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         task: Task = module.task
