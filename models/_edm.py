@@ -23,11 +23,11 @@ from torch.nn import functional as F
 from torch_geometric.data import Data
 
 from ponita import Ponita
-from ponita.graph import graph_sizes
+from ponita.graph import graph_sizes, num_graphs
 from ponita.ops import require, scatter_mean
 
 from ._checkpoint import register_model
-from ._network_model import NetworkModel, num_graphs
+from ._network_model import NetworkModel
 from ._noise_schedule import NoiseSchedule
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1

@@ -14,10 +14,11 @@ from torch_geometric.data import Data
 
 from ponita import Ponita
 from ponita.datasets import MAX_ATOMIC_NUMBER
+from ponita.graph import num_graphs
 from ponita.ops import require, scatter_sum
 
 from ._checkpoint import describe_model, read_checkpoint, register_model
-from ._network_model import NetworkModel, graph_fields, num_graphs
+from ._network_model import NetworkModel, graph_fields
 
 # Ponita arguments that the potential fixes itself.
 _FIXED_PONITA_ARGUMENTS = ("input_dim", "output_dim", "task_level", "output_dim_vec", "input_dim_vec")

@@ -55,16 +55,3 @@ def graph_fields(data: Data) -> dict[str, Any]:
     if sizes is not None:
         fields["graph_sizes"] = sizes
     return fields
-
-
-def num_graphs(data: Data) -> int:
-    """The number of graphs in ``data``: ``Batch.num_graphs`` or the host's graph sizes, 1 without ``batch``;
-    otherwise read from ``data.batch`` (one host synchronisation)."""
-    known = getattr(data, "num_graphs", None)
-    if isinstance(known, int):
-        return known
-    sizes = graph_sizes(data)
-    if sizes is not None:
-        return len(sizes)
-    batch = getattr(data, "batch", None)
-    return 1 if batch is None else int(batch.max()) + 1

@@ -16,11 +16,11 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ponita import Ponita
-from ponita.graph import fully_connected_graph, lift_edges_to_oriented_points
+from ponita.graph import fully_connected_graph, lift_edges_to_oriented_points, num_graphs
 from ponita.ops import scatter_mean, scatter_sum
 
 from ._checkpoint import register_model
-from ._network_model import NetworkModel, graph_fields, num_graphs
+from ._network_model import NetworkModel, graph_fields
 
 
 @dataclass

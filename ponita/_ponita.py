@@ -27,6 +27,7 @@ from ponita.graph._fully_connected_graph import (
     fully_connected_sizes,
     graph_sizes,
 )
+from ponita.graph._fully_connected_graph import num_graphs as count_graphs
 from ponita.graph._radius_graph import radius_graph_unchecked
 from ponita.nn import ConvNextBlock, KernelBasis, KernelInputs, PolynomialCutoff
 from ponita.ops import scatter_sum
@@ -289,7 +290,7 @@ class Ponita(nn.Module):
         scalar, vector = space.readout(f, self.config.output_dim, points, inputs.pos.shape[0])  # [N, S], [N, V, n]
 
         if self.config.task_level == "graph":
-            num_graphs = _num_graphs(data, inputs.batch)
+            num_graphs = count_graphs(data)
             scalar = scatter_sum(scalar, inputs.batch, num_graphs)  # [G, S]
             vector = scatter_sum(vector, inputs.batch, num_graphs)  # [G, V, n]
         return scalar, vector
@@ -433,19 +434,6 @@ def _append_sender_condition(spatial: Tensor, condition: Tensor, node_index: Ten
     shape = (*spatial.shape[:-1], sender_condition.shape[-1])
     sender_condition = sender_condition.view(-1, *([1] * (spatial.dim() - 2)), shape[-1]).expand(shape)
     return torch.cat([spatial, sender_condition], dim=-1)  # [E, (O, (O,)) K + D]
-
-
-def _num_graphs(data: Data, batch: Tensor) -> int:
-    """Graphs in the batch: ``Batch.num_graphs`` or the host's graph sizes, 1 without ``batch``, else read from it."""
-    num_graphs = getattr(data, "num_graphs", None)
-    if isinstance(num_graphs, int):
-        return num_graphs
-    sizes = graph_sizes(data)
-    if sizes is not None:
-        return len(sizes)
-    if getattr(data, "batch", None) is None:
-        return 1
-    return int(batch.max()) + 1  # a plain Data with a batch vector: one host read
 
 
 def _load_legacy_grid(module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:

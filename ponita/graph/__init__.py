@@ -6,7 +6,7 @@ receivers. ``batch`` is the PyG batch vector (graph id per node, sorted), or ``N
 """
 
 from ponita.graph._edge_lifting import LiftedPointCloud, lift_edges_to_oriented_points
-from ponita.graph._fully_connected_graph import fully_connected_graph, graph_sizes, num_fully_connected_edges
+from ponita.graph._fully_connected_graph import fully_connected_graph, graph_sizes, num_fully_connected_edges, num_graphs
 from ponita.graph._knn_graph import knn_graph
 from ponita.graph._radius_graph import radius_graph
 
@@ -17,5 +17,6 @@ __all__ = [
     "knn_graph",
     "lift_edges_to_oriented_points",
     "num_fully_connected_edges",
+    "num_graphs",
     "radius_graph",
 ]

@@ -174,3 +174,22 @@ def graph_sizes(data: object) -> list[int] | None:
     if slices and isinstance(slices.get("pos"), torch.Tensor) and slices["pos"].device.type == "cpu":
         return slices["pos"].diff().tolist()
     return None
+
+
+def num_graphs(data: object) -> int:
+    """The number of graphs in ``data``: ``Batch.num_graphs`` or :func:`graph_sizes` (known on the host), 1
+    without ``data.batch``; otherwise read from ``data.batch`` (one host synchronisation).
+
+    Example:
+        >>> from torch_geometric.data import Data
+        >>> num_graphs(Data(pos=torch.zeros(3, 3))), num_graphs(Data(pos=torch.zeros(3, 3), batch=torch.tensor([0, 0, 1])))
+        (1, 2)
+    """
+    known = getattr(data, "num_graphs", None)
+    if isinstance(known, int):
+        return known
+    sizes = graph_sizes(data)
+    if sizes is not None:
+        return len(sizes)
+    batch = getattr(data, "batch", None)
+    return 1 if batch is None else int(batch.max()) + 1
