@@ -26,8 +26,8 @@ from ponita.graph._fully_connected_graph import (
     fully_connected_single,
     fully_connected_sizes,
     graph_sizes,
+    num_graphs as count_graphs,
 )
-from ponita.graph._fully_connected_graph import num_graphs as count_graphs
 from ponita.graph._radius_graph import radius_graph_unchecked
 from ponita.nn import ConvNextBlock, KernelBasis, KernelInputs, PolynomialCutoff
 from ponita.ops import scatter_sum
