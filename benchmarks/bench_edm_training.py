@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
-from ponita.models import EDM, EDMConfig
+from ponita.models import EDM, EDMConfig, build_config
 from ponita.train import load_config
 from ponita.train._edm import QM9_ATOMIC_NUMBERS
 
@@ -55,7 +55,6 @@ def main() -> None:
     molecules = read_npz(args.npz)
     sizes = dict(sorted(Counter(int(m.z.shape[0]) for m in molecules).items()))
     rows = []
-    objective = config.task_options.objective
     for precision in args.precisions:
         generator = torch.Generator().manual_seed(0)
         batches = [Batch.from_data_list([molecules[int(i)] for i in torch.randint(len(molecules), (config.batch_size,),
@@ -65,7 +64,7 @@ def main() -> None:
         runs, compile_seconds = {}, None
         for mode in args.modes:
             torch.manual_seed(0)
-            model = EDM(EDMConfig(QM9_ATOMIC_NUMBERS, sizes, network=dict(config.model), objective=objective))
+            model = EDM(build_config(EDMConfig, config.model, atomic_numbers=QM9_ATOMIC_NUMBERS, size_counts=sizes))
             model = model.to(args.device).train()
             if mode == "compiled":
                 model.network.forward = torch.compile(model.network.forward, dynamic=True)

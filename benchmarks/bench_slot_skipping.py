@@ -29,7 +29,7 @@ from torch_geometric.data import Batch
 
 from ponita.datasets import load_rmd17
 from ponita.ops import _fused_spatial_conv, use_backend
-from ponita.train import MD17Task, build_optimizer, load_config
+from ponita.train import MD17Task, benchmark_setup, load_config
 
 
 def main() -> None:
@@ -50,11 +50,7 @@ def main() -> None:
     config = load_config("md17", args.preset, overrides=overrides)
     task = MD17Task(config)
     frames = load_rmd17(args.molecule, "train", split=1, data_dir=args.data_dir)[:200]
-    model = task.build_model(task.statistics(frames))
-    size = config.batch_size
-    batches = [Batch.from_data_list(frames[i : i + size]) for i in range(0, len(frames) - size + 1, size)]
-    model.calibrate(batches[0])
-    optimizer = build_optimizer(model, config)
+    model, batches, optimizer = benchmark_setup(task, frames)
 
     def train_step(batch: Batch) -> None:
         model.train()
@@ -82,7 +78,7 @@ def main() -> None:
     result: dict[str, object] = {
         "machine": platform.processor() or platform.machine(),
         "avx512_bf16": "avx512_bf16" in open("/proc/cpuinfo").read() if platform.system() == "Linux" else None,
-        "threads": args.threads, "preset": args.preset, "molecule": args.molecule, "batch_size": size,
+        "threads": args.threads, "preset": args.preset, "molecule": args.molecule, "batch_size": config.batch_size,
         **{key: config.model[key] for key in ("hidden_dim", "num_layers", "num_ori")},
     }
     with use_backend("cpu"):  # the fused CPU op, whatever the size (auto fuses only large messages)

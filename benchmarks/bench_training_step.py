@@ -24,7 +24,7 @@ import torch
 from torch_geometric.data import Batch
 
 from ponita.datasets import load_rmd17
-from ponita.train import CompiledLoss, MD17Task, build_optimizer, load_config
+from ponita.train import CompiledLoss, MD17Task, benchmark_setup, load_config
 
 
 def main() -> None:
@@ -46,12 +46,7 @@ def main() -> None:
     config = load_config("md17", args.preset, overrides=overrides)
     task = MD17Task(config)
     frames = load_rmd17(args.molecule, "train", split=1, data_dir=args.data_dir)[:200]
-    model = task.build_model(task.statistics(frames))
-    size = config.batch_size
-    batches = [Batch.from_data_list(frames[i : i + size]) for i in range(0, len(frames) - size + 1, size)]
-    model.calibrate(batches[0])
-    model.train()
-    optimizer = build_optimizer(model, config)
+    model, batches, optimizer = benchmark_setup(task, frames)
     autocast = config.precision == "bf16-mixed"
     compiled_loss = CompiledLoss(task.loss)
 
@@ -78,7 +73,7 @@ def main() -> None:
             times[mode].append(1000 * (time.perf_counter() - start) / args.steps)
     eager, compiled = statistics.median(times["eager"]), statistics.median(times["compiled"])
     result = {
-        "preset": args.preset, "molecule": args.molecule, "batch_size": size, "precision": config.precision,
+        "preset": args.preset, "molecule": args.molecule, "batch_size": config.batch_size, "precision": config.precision,
         "optimizer": config.optimizer,
         "threads": args.threads, "model": config.model, "compile_seconds": round(compile_seconds, 1),
         "eager_ms_per_step": round(eager, 2), "compiled_ms_per_step": round(compiled, 2),
@@ -86,7 +81,7 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
     }
-    print(f"{args.preset} / {args.molecule} (batch {size}, {config.precision}, {config.optimizer}, "
+    print(f"{args.preset} / {args.molecule} (batch {config.batch_size}, {config.precision}, {config.optimizer}, "
           f"{args.threads} thread(s)): "
           f"eager {eager:.1f} ms/step, compiled {compiled:.1f} ms/step ({eager / compiled:.2f}x), "
           f"first compiled step {compile_seconds:.0f} s")

@@ -1,6 +1,7 @@
 """The model zoo: interatomic potentials built on :class:`ponita.Ponita` with an ASE calculator, N-body
-forecasters (PONITA and the EGNN baseline), molecular property regression, and one checkpoint format (:func:`save_model` /
-:func:`load_model`) for every zoo model."""
+forecasters (PONITA and the EGNN baseline), molecular property regression, an EDM molecule generator; one config
+dataclass per model (statistics apart from options: :func:`statistic`, :func:`option_names`) and one checkpoint
+format (:func:`save_model` / :func:`load_model`) for every zoo model."""
 
 from ._calculator import PonitaCalculator
 from ._checkpoint import (
@@ -36,6 +37,15 @@ from ._nbody import NBodyConfig, PonitaNBody
 from ._noise_schedule import NoiseSchedule, polynomial_alphas2
 from ._network_model import NetworkModel
 from ._property import PonitaRegressor, RegressorConfig
+from ._zoo_config import (
+    NetworkModelConfig,
+    build_config,
+    check_options,
+    option_defaults,
+    option_names,
+    statistic,
+    statistic_names,
+)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -51,6 +61,7 @@ __all__ = [
     "KARRAS_SIGMA_MAX",
     "NBodyConfig",
     "NetworkModel",
+    "NetworkModelConfig",
     "NoiseSchedule",
     "OBJECTIVES",
     "PonitaCalculator",
@@ -61,6 +72,8 @@ __all__ = [
     "RegressorConfig",
     "SAMPLERS",
     "ZooModel",
+    "build_config",
+    "check_options",
     "compile_energy_and_forces",
     "compute_forces",
     "default_sample_steps",
@@ -71,9 +84,13 @@ __all__ = [
     "load_model",
     "load_potential",
     "model_classes",
+    "option_defaults",
+    "option_names",
     "polynomial_alphas2",
     "read_checkpoint",
     "register_model",
     "sampling_times",
     "save_model",
+    "statistic",
+    "statistic_names",
 ]

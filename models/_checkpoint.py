@@ -122,7 +122,7 @@ class Checkpoint:
                 stacklevel=3,
             )
         try:
-            model = cls.from_config(cls.config_class(**self.config))
+            model = cls.from_config(cls.config_class(**stored_config(cls.config_class, self.config)))
             if self.dtype == "float64":
                 model.double()  # other dtypes: the weights are cast on loading; float64 buffers (grids) stay exact
             model.load_state_dict(self.state_dict)
@@ -133,6 +133,13 @@ class Checkpoint:
                 f"{reason}"
             ) from None
         return model.to(map_location).eval()
+
+
+def stored_config(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """A config as stored by an older ponita, with its fields under today's names (the config class's
+    ``renamed_fields``: old name → new name)."""
+    renamed = getattr(config_class, "renamed_fields", {})
+    return {renamed.get(name, name): value for name, value in values.items()}
 
 
 def save_model(model: nn.Module, path: str | Path, task: str | None = None, **metadata: Any) -> Path:

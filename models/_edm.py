@@ -15,7 +15,7 @@ scalars per atom, and optionally :math:`t/T` as a kernel condition. Training min
 import math
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -29,6 +29,7 @@ from ponita.ops import require, scatter_mean
 from ._checkpoint import register_model
 from ._network_model import NetworkModel
 from ._noise_schedule import NoiseSchedule
+from ._zoo_config import NetworkModelConfig, statistic
 
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
 OBJECTIVES = ("vp", "karras")
@@ -48,45 +49,58 @@ _LOG_EPSILON = 1e-10  # inside the logarithms of the discrete likelihood, as EDM
 
 
 @dataclass
-class EDMConfig:
-    r"""Constructor arguments of :class:`EDM`.
+class EDMConfig(NetworkModelConfig):
+    r"""Everything :class:`EDM` is built from.
 
     Attributes:
-        atomic_numbers: the atom types, in one-hot order (QM9: H, C, N, O, F).
+        atomic_numbers: the atom types, in one-hot order (QM9: H, C, N, O, F; the data's).
         size_counts: how many training molecules have each number of atoms (a statistic; sampling draws
             molecule sizes from it).
-        steps: diffusion steps :math:`T`.
-        precision: the schedule's precision :math:`s`.
+        steps: diffusion steps :math:`T` of the ``vp`` objective (EDM: 1000).
+        noise_precision: the ``vp`` noise schedule's precision :math:`s` (EDM: 1e-5).
         condition_kernel: also give the noise level (:math:`t/T`, or :math:`c_\mathrm{noise}`) to the kernel
             basis (``kernel_condition_dim=1``).
-        network: the :class:`ponita.Ponita` options except the input/output sizes and ``task_level``.
         objective: ``"vp"``, EDM's variance-preserving diffusion with :math:`\epsilon`-prediction at a
-            uniform step (``steps``, ``precision``; reproduction), or ``"karras"``, the preconditioned
+            uniform step (``steps``, ``noise_precision``; reproduction), or ``"karras"``, the preconditioned
             denoiser of Karras et al. (2022) as in the PONITA authors' generator code: log-normal noise
             levels, loss weight :math:`(\sigma^2 + \sigma_d^2) / (\sigma \sigma_d)^2`, Heun sampler.
         sigma_data: :math:`\sigma_d` of ``karras`` preconditioning.
         p_mean, p_std: ``karras`` training noise levels, :math:`\ln \sigma \sim \mathcal N(P_\mathrm{mean}, P_\mathrm{std}^2)`.
+        network: the :class:`ponita.Ponita` options except the input and output sizes, ``task_level`` and
+            ``kernel_condition_dim``, which the model sets.
     """
 
-    atomic_numbers: list[int]
-    size_counts: dict[int, int]
+    atomic_numbers: list[int] = statistic(example=[1])
+    size_counts: dict[int, int] = statistic(example={1: 1})
     steps: int = 1000
-    precision: float = 1e-5
+    noise_precision: float = 1e-5
     condition_kernel: bool = True
-    network: dict[str, Any] = field(default_factory=dict)
     objective: str = "vp"
     sigma_data: float = 1.0
     p_mean: float = -1.2
     p_std: float = 1.2
+    network: dict[str, Any] = field(default_factory=dict)
+
+    renamed_fields: ClassVar[dict[str, str]] = {"precision": "noise_precision"}
+    """Fields of older checkpoints' configs under their names of today (before 2026-12: ``precision``)."""
 
     def __post_init__(self) -> None:
         if not self.atomic_numbers or not self.size_counts or min(self.size_counts) < 1:
             raise ValueError("atomic_numbers and size_counts (molecule sizes ≥ 1 → counts) must not be empty.")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
+        if self.steps < 1 or not 0 < self.noise_precision < 0.5:
+            raise ValueError(f"steps must be ≥ 1 and noise_precision lie in (0, 0.5); got {self.steps}, "
+                             f"{self.noise_precision}.")
         if not 0 < self.sigma_data < math.inf or not 0 < self.p_std < math.inf or not math.isfinite(self.p_mean):
             raise ValueError(f"sigma_data and p_std must be finite numbers > 0 and p_mean finite; got "
                              f"{self.sigma_data}, {self.p_std}, {self.p_mean}.")
+        super().__post_init__()
+
+    def derived_network_options(self) -> dict[str, Any]:
+        features = len(self.atomic_numbers) + 1  # one-hot and atomic number
+        return {"input_dim": features + 1, "output_dim": features, "output_dim_vec": 1, "input_dim_vec": 0,
+                "task_level": "node", "kernel_condition_dim": 1 if self.condition_kernel else 0}
 
 
 @register_model
@@ -106,11 +120,8 @@ class EDM(NetworkModel):
         self.config = config
         self.num_types = len(config.atomic_numbers)
         self.feature_dim = self.num_types + 1  # one-hot and atomic number
-        self.network = Ponita(
-            input_dim=self.feature_dim + 1, output_dim=self.feature_dim, output_dim_vec=1, task_level="node",
-            kernel_condition_dim=1 if config.condition_kernel else 0, **config.network,
-        )
-        self.schedule = NoiseSchedule(config.steps, precision=config.precision)
+        self.network = Ponita.from_config(config.network_config())
+        self.schedule = NoiseSchedule(config.steps, precision=config.noise_precision)
         index = torch.full((max(config.atomic_numbers) + 1,), -1, dtype=torch.long)
         index[config.atomic_numbers] = torch.arange(self.num_types)
         self.register_buffer("type_index", index)  # [Z_max + 1]

@@ -19,9 +19,7 @@ from ponita.ops import require, scatter_sum
 
 from ._checkpoint import describe_model, read_checkpoint, register_model
 from ._network_model import NetworkModel, graph_fields
-
-# Ponita arguments that the potential fixes itself.
-_FIXED_PONITA_ARGUMENTS = ("input_dim", "output_dim", "task_level", "output_dim_vec", "input_dim_vec")
+from ._zoo_config import NetworkModelConfig, statistic
 
 
 def compute_forces(energy: Tensor, pos: Tensor, training: bool) -> Tensor:
@@ -50,21 +48,43 @@ def compute_forces(energy: Tensor, pos: Tensor, training: bool) -> Tensor:
 
 
 @dataclass
-class PotentialConfig:
-    """The constructor arguments of :class:`PonitaPotential`, statistics included.
+class PotentialConfig(NetworkModelConfig):
+    """Everything :class:`PonitaPotential` is built from: its statistics and its network's options.
 
     Attributes:
-        atomic_numbers: the elements the model knows, in one-hot order.
-        reference_energies: :math:`E_0` per atomic number (meV).
-        scale: :math:`s`, the RMS of the training forces (meV/Å).
-        network: the :class:`ponita.Ponita` arguments (see :class:`ponita.PonitaConfig`) except those the
-            potential sets itself.
+        atomic_numbers: the elements the model knows, in one-hot order (a statistic: the training data's).
+        reference_energies: :math:`E_0` per atomic number (meV; a statistic).
+        scale: :math:`s`, the RMS of the training forces (meV/Å; a statistic).
+        network: the :class:`ponita.Ponita` options (see :class:`ponita.PonitaConfig`) except the input and
+            output sizes, ``task_level`` and ``kernel_condition_dim``, which the potential sets itself.
     """
 
-    atomic_numbers: list[int]
-    reference_energies: dict[int, float]
-    scale: float
+    atomic_numbers: list[int] = statistic(example=[1])
+    reference_energies: dict[int, float] = statistic(example={1: 0.0})
+    scale: float = statistic(example=1.0)
     network: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        atomic_numbers = self.atomic_numbers = [int(z) for z in self.atomic_numbers]
+        if not atomic_numbers or len(set(atomic_numbers)) != len(atomic_numbers):
+            raise ValueError(f"atomic_numbers must be a non-empty list of distinct elements, got {atomic_numbers}.")
+        if min(atomic_numbers) < 1 or max(atomic_numbers) > MAX_ATOMIC_NUMBER:
+            raise ValueError(f"atomic_numbers must lie in 1..{MAX_ATOMIC_NUMBER}, got {atomic_numbers}.")
+        missing = [z for z in atomic_numbers if z not in self.reference_energies]
+        if missing:
+            raise ValueError(
+                f"reference_energies lacks the element(s) {missing}; give E0 for every atomic number, e.g. "
+                "from ponita.datasets.fit_atomic_reference_energies(train_frames)."
+            )
+        self.reference_energies = {z: float(self.reference_energies[z]) for z in atomic_numbers}
+        if not self.scale > 0:
+            raise ValueError(f"scale must be positive (the RMS of the training forces in meV/Å), got {self.scale}.")
+        self.scale = float(self.scale)
+        super().__post_init__()
+
+    def derived_network_options(self) -> dict[str, Any]:
+        return {"input_dim": len(self.atomic_numbers), "output_dim": 1, "task_level": "node", "input_dim_vec": 0,
+                "output_dim_vec": 0, "kernel_condition_dim": 0}
 
 
 @register_model
@@ -93,8 +113,8 @@ class PonitaPotential(NetworkModel):
             ``atomic_numbers``.
         scale: :math:`s`, in meV/Å; positive.
         **ponita_options: the arguments of :class:`ponita.Ponita` (see :class:`ponita.PonitaConfig`)
-            except ``input_dim``, ``output_dim``, ``task_level`` and the vector dimensions, which the
-            potential sets.
+            except ``input_dim``, ``output_dim``, ``task_level``, the vector dimensions and
+            ``kernel_condition_dim``, which the potential sets (:class:`PotentialConfig`).
 
     Shapes:
         input ``data.z`` ``[N]``, ``data.pos`` ``[N, 3]``, optional ``data.batch`` ``[N]`` →
@@ -124,23 +144,18 @@ class PonitaPotential(NetworkModel):
         **ponita_options: object,
     ) -> None:
         super().__init__()
-        atomic_numbers = [int(z) for z in atomic_numbers]
-        self._check_arguments(atomic_numbers, reference_energies, scale, ponita_options)
-        self.config = PotentialConfig(
-            atomic_numbers, {z: float(reference_energies[z]) for z in atomic_numbers}, float(scale), dict(ponita_options)
-        )
-        self.network = Ponita(
-            input_dim=len(atomic_numbers), output_dim=1, task_level="node", **ponita_options
-        )
+        self.config = config = PotentialConfig(atomic_numbers, reference_energies, scale, dict(ponita_options))
+        atomic_numbers = config.atomic_numbers
+        self.network = Ponita.from_config(config.network_config())
         element_index = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)  # [119]
         element_index[atomic_numbers] = torch.arange(len(atomic_numbers))
         self.register_buffer("atomic_numbers", torch.tensor(atomic_numbers, dtype=torch.long))  # [T]
         self.register_buffer("element_index", element_index)  # [119]
         self.register_buffer(
             "reference_energies",
-            torch.tensor([float(reference_energies[z]) for z in atomic_numbers], dtype=torch.float64),
+            torch.tensor([config.reference_energies[z] for z in atomic_numbers], dtype=torch.float64),
         )  # [T]
-        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))  # []
+        self.register_buffer("scale", torch.tensor(config.scale, dtype=torch.float64))  # []
 
     @torch.no_grad()
     def shift_reference_energies_(self, shift: dict[int, float]) -> None:
@@ -152,29 +167,6 @@ class PonitaPotential(NetworkModel):
         for z, delta in shift.items():
             self.config.reference_energies[z] += float(delta)
             self.reference_energies[self.config.atomic_numbers.index(z)] += float(delta)
-
-    @staticmethod
-    def _check_arguments(
-        atomic_numbers: list[int],
-        reference_energies: dict[int, float],
-        scale: float,
-        ponita_options: dict[str, object],
-    ) -> None:
-        if not atomic_numbers or len(set(atomic_numbers)) != len(atomic_numbers):
-            raise ValueError(f"atomic_numbers must be a non-empty list of distinct elements, got {atomic_numbers}.")
-        if min(atomic_numbers) < 1 or max(atomic_numbers) > MAX_ATOMIC_NUMBER:
-            raise ValueError(f"atomic_numbers must lie in 1..{MAX_ATOMIC_NUMBER}, got {atomic_numbers}.")
-        missing = [z for z in atomic_numbers if z not in reference_energies]
-        if missing:
-            raise ValueError(
-                f"reference_energies lacks the element(s) {missing}; give E0 for every atomic number, e.g. "
-                "from ponita.datasets.fit_atomic_reference_energies(train_frames)."
-            )
-        if not scale > 0:
-            raise ValueError(f"scale must be positive (the RMS of the training forces in meV/Å), got {scale}.")
-        fixed = sorted(set(ponita_options) & set(_FIXED_PONITA_ARGUMENTS))
-        if fixed:
-            raise TypeError(f"PonitaPotential sets {fixed} itself; remove them from the arguments.")
 
     @classmethod
     def from_config(cls, config: PotentialConfig) -> "PonitaPotential":

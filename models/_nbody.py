@@ -19,14 +19,20 @@ from ponita import Ponita
 
 from ._checkpoint import register_model
 from ._network_model import NetworkModel, graph_fields
+from ._zoo_config import NetworkModelConfig
 
 
 @dataclass
-class NBodyConfig:
-    """Constructor arguments of :class:`PonitaNBody`: the :class:`ponita.Ponita` options (see :class:`ponita.PonitaConfig`)
-    except ``input_dim``, ``input_dim_vec``, ``output_dim``, ``output_dim_vec`` and ``task_level``, which it sets."""
+class NBodyConfig(NetworkModelConfig):
+    """Everything :class:`PonitaNBody` is built from: the :class:`ponita.Ponita` options (see
+    :class:`ponita.PonitaConfig`) except the input and output sizes, ``task_level`` and ``kernel_condition_dim``,
+    which it sets (one charge, one velocity in; one displacement out per particle)."""
 
     network: dict[str, Any] = field(default_factory=dict)
+
+    def derived_network_options(self) -> dict[str, Any]:
+        return {"input_dim": 1, "input_dim_vec": 1, "output_dim": 0, "output_dim_vec": 1, "task_level": "node",
+                "kernel_condition_dim": 0}
 
 
 @register_model
@@ -50,8 +56,7 @@ class PonitaNBody(NetworkModel):
     def __init__(self, config: NBodyConfig) -> None:
         super().__init__()
         self.config = config
-        self.network = Ponita(input_dim=1, input_dim_vec=1, output_dim=0, output_dim_vec=1, task_level="node",
-                              **config.network)
+        self.network = Ponita.from_config(config.network_config())
 
     def forward(self, data: Data) -> Tensor:
         """Predicted positions ``[N, 3]``."""

@@ -21,26 +21,28 @@ from ponita.ops import scatter_mean, scatter_sum
 
 from ._checkpoint import register_model
 from ._network_model import NetworkModel, graph_fields
+from ._zoo_config import NetworkModelConfig, statistic
 
 
 @dataclass
-class RegressorConfig:
-    """Constructor arguments of :class:`PonitaRegressor`.
+class RegressorConfig(NetworkModelConfig):
+    """Everything :class:`PonitaRegressor` is built from.
 
     Attributes:
-        mean: :math:`\\mu`, the training mean of the target.
-        std: :math:`\\sigma`, the training (population) standard deviation of the target; positive.
-        input_dim: per-atom input features (``data.x``).
+        mean: :math:`\\mu`, the training mean of the target (a statistic).
+        std: :math:`\\sigma`, the training (population) standard deviation of the target; positive (a statistic).
+        input_dim: per-atom input features (``data.x``; the data's).
         lift_bonds: PONITA's QM9 point cloud (``num_ori=-1``): every directed bond (``data.edge_index``)
             becomes an oriented point at its receiving atom, all oriented points of a molecule are
             connected, and their outputs are averaged per atom before the sum over atoms; needs
             ``space="R3xS2-points"``. Otherwise the network sees the atoms and builds its own graph.
-        network: the :class:`ponita.Ponita` options except ``input_dim``, ``output_dim`` and ``task_level``.
+        network: the :class:`ponita.Ponita` options except the input and output sizes, ``task_level`` and
+            ``kernel_condition_dim``, which the regressor sets.
     """
 
-    mean: float
-    std: float
-    input_dim: int
+    mean: float = statistic(example=0.0)
+    std: float = statistic(example=1.0)
+    input_dim: int = statistic(example=1)
     lift_bonds: bool = False
     network: dict[str, Any] = field(default_factory=dict)
 
@@ -49,7 +51,15 @@ class RegressorConfig:
             raise ValueError(f"std must be positive, got {self.std}.")
         space = self.network.get("space", "R3xS2")
         if self.lift_bonds != (space == "R3xS2-points"):
-            raise ValueError(f"lift_bonds={self.lift_bonds} needs space R3xS2-points and only that, got {space!r}.")
+            needed = "R3xS2-points" if self.lift_bonds else "a space that builds its own graph"
+            raise ValueError(f"lift_bonds={self.lift_bonds} goes with space={needed}, got {space!r}; the lifted preset "
+                             "sets both.")
+        super().__post_init__()
+
+    def derived_network_options(self) -> dict[str, Any]:
+        task_level = "node" if self.lift_bonds else "graph"  # lifted points are averaged per atom first
+        return {"input_dim": self.input_dim, "output_dim": 1, "task_level": task_level, "input_dim_vec": 0,
+                "output_dim_vec": 0, "kernel_condition_dim": 0}
 
 
 @register_model
@@ -68,8 +78,7 @@ class PonitaRegressor(NetworkModel):
     def __init__(self, config: RegressorConfig) -> None:
         super().__init__()
         self.config = config
-        task_level = "node" if config.lift_bonds else "graph"  # lifted points are averaged per atom first
-        self.network = Ponita(input_dim=config.input_dim, output_dim=1, task_level=task_level, **config.network)
+        self.network = Ponita.from_config(config.network_config())
         self.register_buffer("mean", torch.tensor(float(config.mean), dtype=torch.float64))
         self.register_buffer("std", torch.tensor(float(config.std), dtype=torch.float64))
 

@@ -12,7 +12,7 @@ from ._edm import EDMOptions, EDMTask, sample_molecules
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, build_optimizer, cosine_with_warmup
-from ._machine import PrecisionChoice, choose_precision, cpu_bf16_speedup, machine_summary
+from ._machine import PrecisionChoice, benchmark_setup, choose_precision, cpu_bf16_speedup, machine_summary
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._muon import MuonAdam, muon_parameters
 from ._probe import ProbeCallback, read_probes
@@ -20,7 +20,7 @@ from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
 from ._nbody import NBodyOptions, NBodyTask
 from ._qm9 import QM9Options, QM9Task
 from ._run import RunResult, export_model, fit, resume_config, task_from_checkpoint, test_checkpoint, train
-from ._task import Task, register_task, task_class, tasks
+from ._task import Task, data_batches, model_device, register_task, task_class, tasks
 
 __all__ = [
     "CompiledLoss",
@@ -44,17 +44,20 @@ __all__ = [
     "TaskDataModule",
     "TaskModule",
     "TrainConfig",
+    "benchmark_setup",
     "build_optimizer",
     "choose_precision",
     "config_fields",
     "cosine_with_warmup",
     "cpu_bf16_speedup",
+    "data_batches",
     "energy_force_loss",
     "evaluate_potential",
     "export_model",
     "fit",
     "load_config",
     "machine_summary",
+    "model_device",
     "muon_parameters",
     "plot_learning_curve",
     "preset_names",

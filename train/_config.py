@@ -5,11 +5,17 @@ A config has three parts, written as one YAML file::
     task: md17                # which task (see ``ponita train --list``)
     output: runs/quick        # shared fields: optimisation, schedule, EMA, hardware
     lr: 2.0e-3
-    model:                    # every option of ponita.PonitaConfig that the task's model does not set itself
+    model:                    # the options of the task's zoo model: its config class, flat (network options too)
       space: R3xS2
       hidden_dim: 64
     task_options:             # the task's own dataclass (data, loss weights, test protocol)
       molecule: ethanol
+
+The ``model`` section maps one-to-one onto the options of the zoo model's config class
+(:func:`ponita.models.option_names`): its own fields, except the statistics that training takes from the
+data, and the options of its :class:`ponita.Ponita` network that the model does not derive itself. A task
+with several models (``nbody``: ``ponita`` or ``egnn``) adds ``model.architecture``; naming another
+architecture than the layers before starts the section afresh.
 
 A ``key=value`` override names a field as ``section.field`` (``model.hidden_dim=64``) or by its bare name
 when only one part has it (``hidden_dim=64``). Unknown keys are errors that list the valid ones.
@@ -27,8 +33,9 @@ from typing import Any
 import yaml
 
 from ponita import PonitaConfig
+from ponita.models import check_options, option_defaults, option_names
 
-from ._task import Task, task_class
+from ._task import ARCHITECTURE, Task, task_class
 
 PRECISIONS = ("auto", "32-true", "64-true", "bf16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_spawn")
@@ -83,7 +90,8 @@ class TrainConfig:
         num_workers: DataLoader workers.
         check_val_every_n_epoch: validation interval in epochs.
         test_batch_size: samples per batch when testing.
-        model: :class:`ponita.PonitaConfig` options (the task's model sets the rest, e.g. ``input_dim``).
+        model: the options of the task's zoo model (:func:`ponita.models.option_names` of its config class;
+            and ``architecture`` where the task has several models).
         task_options: the task's options, an instance of its ``options_class``.
     """
 
@@ -204,7 +212,7 @@ def load_config(
     values: dict[str, Any] = {"task": task, "output": f"runs/{task}", "model": dict(cls.default_model), "task_options": {}}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if base is not None:
-        layers.append(("the stored config", base))
+        layers.append(("the stored config", cls.upgrade_config(base)))
     if preset is not None:
         path = cls.presets_dir() / f"{preset}.yaml"
         if not path.is_file():
@@ -223,7 +231,14 @@ def load_config(
         named = layer.get("task", task)
         if named != task:
             raise ValueError(f"{source} is a config of task {named!r}, not {task!r}.")
-        for (section, name), value in _resolve(cls, layer).items():
+        resolved = _resolve(cls, layer)
+        architecture = resolved.pop(("model", ARCHITECTURE), None)
+        if architecture is not None and architecture != values["model"].get(ARCHITECTURE, next(iter(cls.models))):
+            # Another model: the options so far were another config's. Start from the new one's defaults.
+            values["model"] = dict(cls.default_model) if architecture == next(iter(cls.models)) else {}
+        if architecture is not None:
+            values["model"][ARCHITECTURE] = architecture
+        for (section, name), value in resolved.items():
             (values[section] if section else values)[name] = value
     return _make_config(cls, values)
 
@@ -234,7 +249,11 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 def _model_fields(cls: type[Task]) -> list[str]:
-    return [f.name for f in dataclasses.fields(PonitaConfig) if f.name not in cls.fixed_model_options]
+    """The keys of the ``model`` section of ``cls``'s configs: every model's options (and ``architecture``)."""
+    names = [ARCHITECTURE] if len(cls.models) > 1 else []
+    for model_class in cls.models.values():
+        names += [name for name in option_names(model_class.config_class) if name not in names]
+    return names
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -280,8 +299,10 @@ def _resolve(cls: type[Task], layer: Mapping[str, Any]) -> dict[tuple[str | None
                 continue
             resolved[(section, name)] = item
     if unknown:
-        fixed = sorted(set(unknown) & {f"model.{name}" for name in cls.fixed_model_options})
-        hint = f" (task {cls.name!r} sets {', '.join(fixed)} itself)" if fixed else ""
+        moved = [f"{key} is now {cls.moved_options[key]}" for key in unknown if key in cls.moved_options]
+        derived = sorted(set(unknown) & {f"model.{f.name}" for f in dataclasses.fields(PonitaConfig)})
+        hint = f" ({'; '.join(moved)})" if moved else (
+            f" (the model of task {cls.name!r} sets {', '.join(derived)} itself)" if derived else "")
         raise ValueError(f"Unknown config key(s) {unknown}{hint}; valid keys: {', '.join(config_fields(cls.name))}.")
     return resolved
 
@@ -289,12 +310,24 @@ def _resolve(cls: type[Task], layer: Mapping[str, Any]) -> dict[tuple[str | None
 def _make_config(cls: type[Task], values: dict[str, Any]) -> TrainConfig:
     hints = typing.get_type_hints(TrainConfig)
     shared = {name: _coerce(name, value, hints[name]) for name, value in values.items() if name not in SECTIONS}
-    model_hints = typing.get_type_hints(PonitaConfig)
-    model = {name: _coerce(f"model.{name}", value, model_hints[name]) for name, value in values["model"].items()}
-    # Every option of the network, its defaults filled in, checked now rather than after loading the data.
-    defaults = {f.name: f.default for f in dataclasses.fields(PonitaConfig) if f.name in _model_fields(cls)}
-    model = {**{k: v for k, v in defaults.items() if v is not dataclasses.MISSING}, **model}
-    PonitaConfig(**{**cls.fixed_model_options, **model})
+    model = dict(values["model"])
+    architecture = model.pop(ARCHITECTURE, next(iter(cls.models)))
+    if architecture not in cls.models:
+        raise ValueError(f"Unknown model.architecture {architecture!r} of task {cls.name!r}; choose one of "
+                         f"{', '.join(cls.models)}.")
+    config_class = cls.models[architecture].config_class
+    valid = option_names(config_class)
+    unknown = sorted(set(model) - set(valid))
+    if unknown:
+        raise ValueError(f"model.{unknown[0]} is not an option of the {architecture} model of task {cls.name!r}; "
+                         f"its options: {', '.join(valid)}.")
+    model_hints = {**typing.get_type_hints(PonitaConfig), **typing.get_type_hints(config_class)}
+    model = {name: _coerce(f"model.{name}", value, model_hints[name]) for name, value in model.items()}
+    # Every option of the model, its defaults filled in, checked now rather than after loading the data.
+    model = {**option_defaults(config_class), **model}
+    check_options(config_class, model)
+    if len(cls.models) > 1:
+        model = {ARCHITECTURE: architecture, **model}
     option_hints = typing.get_type_hints(cls.options_class)
     options = cls.options_class(
         **{name: _coerce(f"task_options.{name}", value, option_hints[name]) for name, value in values["task_options"].items()}

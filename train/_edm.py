@@ -22,11 +22,11 @@ from torch_geometric.data import Batch, Data
 
 from ponita.datasets import Molecule, QM9Molecules, molecule_metrics, radius_of_gyration
 from ponita.datasets._rdkit import require_rdkit
-from ponita.models import DEFAULT_SPACING, EDM, OBJECTIVES, EDMConfig, default_sample_steps
+from ponita.models import DEFAULT_SPACING, EDM, default_sample_steps
 
 from ._config import TrainConfig
 from ._qm9 import QM9Source, check_subset_sizes
-from ._task import Task, model_device, register_task
+from ._task import Task, data_batches, model_device, register_task
 
 QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
 PROBE_DENOISING_MOLECULES = 256  # validation molecules of the probe's denoising error
@@ -36,30 +36,21 @@ PROBE_DENOISING_MOLECULES = 256  # validation molecules of the probe's denoising
 class EDMOptions:
     r"""The ``task_options`` of ``qm9-edm``.
 
+    The model's options (diffusion steps, noise schedule, objective) are in the ``model`` section: see
+    :class:`ponita.models.EDMConfig`.
+
     Attributes:
-        steps: diffusion steps :math:`T` of the ``vp`` objective (EDM: 1000).
-        noise_precision: the noise schedule's precision :math:`s` (EDM: 1e-5).
-        condition_kernel: give the noise level to the kernel basis too.
-        objective: ``"vp"`` (EDM's; reproduction) or ``"karras"`` (preconditioned denoiser, Heun sampler; see
-            :class:`ponita.models.EDMConfig`).
-        sigma_data, p_mean, p_std: the ``karras`` objective's :math:`\sigma_d` and log-normal noise levels.
         data_dir: folder of the processed QM9 cache.
         num_train, num_val, num_test: use the first this many molecules of each split (``None``: all).
         num_samples: molecules sampled by the test.
-        sample_steps: sampler steps in the test (``None``: the objective's default, all :math:`T` for ``vp``).
+        sample_steps: sampler steps in the test (``None``: the objective's default, all :math:`T` for ``vp``; at
+            most ``model.steps`` for ``vp``).
         sample_spacing: time spacing :math:`p` of fewer sampler steps (:func:`ponita.models.sampling_times`).
         probe_molecules: molecules sampled by each training-time probe (``probe_every_minutes``; fixed seed).
-        probe_steps: sampler steps of the probe's molecules (at most ``steps``).
+        probe_steps: sampler steps of the probe's molecules (at most ``model.steps`` for ``vp``).
         probe_noise: the noise level (Å) of the probe's denoising error (:meth:`ponita.models.EDM.denoising_error`).
     """
 
-    steps: int = 1000
-    noise_precision: float = 1e-5
-    condition_kernel: bool = True
-    objective: str = "vp"
-    sigma_data: float = 1.0
-    p_mean: float = -1.2
-    p_std: float = 1.2
     data_dir: str | None = None
     num_train: int | None = None
     num_val: int | None = None
@@ -72,18 +63,16 @@ class EDMOptions:
     probe_noise: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.num_samples < 1 or self.probe_molecules < 1:
-            raise ValueError(f"steps, num_samples and probe_molecules must be ≥ 1, got {self.steps}, "
-                             f"{self.num_samples}, {self.probe_molecules}.")
+        if self.num_samples < 1 or self.probe_molecules < 1:
+            raise ValueError(f"num_samples and probe_molecules must be ≥ 1, got {self.num_samples}, "
+                             f"{self.probe_molecules}.")
         if self.probe_steps < 1 or not 0 < self.probe_noise < math.inf:
             raise ValueError(f"probe_steps must be ≥ 1 and probe_noise a finite number > 0; got {self.probe_steps}, "
                              f"{self.probe_noise}.")
-        if self.sample_steps is not None and not 1 <= self.sample_steps <= self.steps:
-            raise ValueError(f"sample_steps must lie in 1..steps={self.steps}, got {self.sample_steps}.")
+        if self.sample_steps is not None and self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be ≥ 1 or null (the objective's default), got {self.sample_steps}.")
         if not 0 < self.sample_spacing < math.inf:
             raise ValueError(f"sample_spacing must be a finite number > 0, got {self.sample_spacing}.")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"Unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}.")
         check_subset_sizes(self)
 
 
@@ -94,9 +83,10 @@ class EDMTask(QM9Source, Task):
     name = "qm9-edm"
     split_scheme = "edm"
     options_class = EDMOptions
+    models = {"ponita": EDM}
     default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
-    fixed_model_options = {"input_dim": 7, "output_dim": 6, "output_dim_vec": 1, "task_level": "node",
-                           "input_dim_vec": 0, "kernel_condition_dim": 1}
+    moved_options = {f"task_options.{name}": f"model.{name}" for name in
+                     ("steps", "noise_precision", "condition_kernel", "objective", "sigma_data", "p_mean", "p_std")}
     metrics = {"loss": "val noise MSE"}
     monitor = "loss"
     rotate_fields = ("pos",)
@@ -111,6 +101,10 @@ class EDMTask(QM9Source, Task):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
+        self.objective, self.steps = config.model["objective"], config.model["steps"]
+        if self.objective == "vp" and (self.options.sample_steps or 0) > self.steps:
+            raise ValueError(f"task_options.sample_steps must lie in 1..model.steps={self.steps}, got "
+                             f"{self.options.sample_steps}.")
         require_rdkit("The qm9-edm task (its test metrics)")  # before training, not after it
 
     def train_val_data(self) -> tuple[QM9Molecules, QM9Molecules]:
@@ -126,7 +120,7 @@ class EDMTask(QM9Source, Task):
                 f"{self._part_size('valid', self.options.num_val):,}")
 
     def test_protocol(self) -> str:
-        steps = self.options.sample_steps or default_sample_steps(self.options.objective, self.options.steps)
+        steps = self.options.sample_steps or default_sample_steps(self.objective, self.steps)
         return (f"{self.options.num_samples} sampled molecules ({steps} sampler steps); noise error on "
                 f"{self._part_size('test', self.options.num_test):,} test molecules")
 
@@ -135,11 +129,7 @@ class EDMTask(QM9Source, Task):
         return {"size_counts": dict(sorted(Counter(sizes).items()))}
 
     def build_model(self, statistics: dict[str, Any]) -> EDM:
-        options = self.options
-        config = EDMConfig(QM9_ATOMIC_NUMBERS, statistics["size_counts"], options.steps, options.noise_precision,
-                           options.condition_kernel, dict(self.config.model), options.objective, options.sigma_data,
-                           options.p_mean, options.p_std)
-        return EDM(config)
+        return self.make_model(atomic_numbers=QM9_ATOMIC_NUMBERS, size_counts=statistics["size_counts"])
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         return model.loss(batch)
@@ -154,8 +144,8 @@ class EDMTask(QM9Source, Task):
         samples = sample_molecules(model, self.options.num_samples, self.options.sample_steps,
                                    self.config.test_batch_size, generator, spacing=self.options.sample_spacing)
         seconds = (time.perf_counter() - start) / len(samples)
-        default = default_sample_steps(self.options.objective, self.options.steps)
-        nll = mean_nll(model, data, self.config) if self.options.objective == "vp" else None  # no bound for karras
+        default = default_sample_steps(self.objective, self.steps)
+        nll = mean_nll(model, data, self.config) if self.objective == "vp" else None  # no bound for karras
         return {**molecule_metrics(samples), "seconds_per_molecule": seconds,
                 "sample_steps": self.options.sample_steps or default,
                 "test_noise_mse": self.mean_errors(model, data)["loss"], "test_nll": nll}
@@ -165,8 +155,8 @@ class EDMTask(QM9Source, Task):
         and noise every time), their fraction with non-finite positions and mean radius of gyration (Å), and the
         denoising error at ``probe_noise`` Å on 256 validation molecules."""
         device = model_device(model)
-        steps = self.options.probe_steps if self.options.objective == "karras" else min(self.options.probe_steps,
-                                                                                        self.options.steps)
+        steps = self.options.probe_steps if self.objective == "karras" else min(self.options.probe_steps,
+                                                                                        self.steps)
         samples = sample_molecules(model, self.options.probe_molecules, steps,
                                    self.config.test_batch_size, torch.Generator(device).manual_seed(self.config.seed),
                                    spacing=self.options.sample_spacing)
@@ -197,8 +187,7 @@ def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
     device = model_device(model)
     generator = torch.Generator(device)
     total = 0.0
-    for start in range(0, len(data), config.test_batch_size):
-        batch = Batch.from_data_list(list(data[start:start + config.test_batch_size])).to(device)
+    for start, batch in data_batches(data, config.test_batch_size, device):
         total += float(model.nll(batch, generator.manual_seed(config.seed + start)).sum())
     return total / len(data)
 

@@ -9,7 +9,7 @@ from torch_geometric.data import Batch, Data
 from ponita.models import PonitaPotential
 from ponita.geometry import random_rotation
 
-from ._task import model_device
+from ._task import data_batches, model_device
 
 
 def evaluate_potential(
@@ -41,8 +41,7 @@ def evaluate_potential(
     device = model_device(model)
     generator = torch.Generator().manual_seed(seed)
     errors: dict[str, list[Tensor]] = {"energy": [], "forces": [], "energy_rot": [], "forces_rot": []}
-    for start in range(0, len(frames), batch_size):
-        batch = Batch.from_data_list(list(frames[start : start + batch_size])).to(device)
+    for _, batch in data_batches(frames, batch_size, device):
         energy, forces = _predict(model, batch)  # [G], [N, 3]
         errors["energy"].append((energy - batch.energy).abs())
         errors["forces"].append((forces - batch.forces).abs().flatten())

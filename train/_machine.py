@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,10 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from ._config import TrainConfig
+    from ._task import Task
 
 BF16_MIN_SPEEDUP = 1.25
 """``precision: auto`` on a CPU picks bf16 when a bf16 GEMM is at least this much faster than fp32 (the
@@ -139,6 +143,21 @@ def _cpu_model() -> str | None:
     return None
 
 
+def benchmark_setup(task: "Task", samples: Sequence) -> tuple["nn.Module", list, "torch.optim.Optimizer"]:
+    """What a benchmark of training steps starts from: a new model of ``task`` (statistics from ``samples``),
+    calibrated and in training mode, ``samples`` as full batches of the config's ``batch_size``, and the
+    config's optimiser for the model."""
+    from ._lightning_module import build_optimizer
+    from ._task import data_batches
+
+    model = task.build_model(task.statistics(samples))
+    batches = [batch for _, batch in data_batches(samples, task.config.batch_size, drop_last=True)]
+    if not batches:
+        raise ValueError(f"A benchmark needs at least batch_size={task.config.batch_size} samples, got {len(samples)}.")
+    model.calibrate(batches[0])
+    return model.train(), batches, build_optimizer(model, task.config)
+
+
 def benchmark_precisions(config: "TrainConfig", frames: list, steps: int = 20,
                          precisions: tuple[str, ...] = ("32-true", "bf16-mixed")) -> dict[str, float]:
     """Milliseconds per eager md17 training step of ``config``'s potential in each precision (median of 3 blocks).
@@ -152,19 +171,13 @@ def benchmark_precisions(config: "TrainConfig", frames: list, steps: int = 20,
     """
     from torch_geometric.data import Batch
 
-    from ._lightning_module import build_optimizer
     from ._md17 import MD17Task
 
     task = MD17Task(config)
-    size = config.batch_size
-    batches = [Batch.from_data_list(frames[i : i + size]) for i in range(0, len(frames) - size + 1, size)]
     results = {}
     for precision in precisions:
         torch.manual_seed(config.seed)
-        model = task.build_model(task.statistics(frames))
-        model.calibrate(batches[0])
-        model.train()
-        optimizer = build_optimizer(model, config)
+        model, batches, optimizer = benchmark_setup(task, frames)
 
         def step(batch: "Batch") -> None:
             with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16-mixed"):

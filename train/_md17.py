@@ -19,7 +19,7 @@ from ponita.datasets import RMD17_MOLECULES, fit_atomic_reference_energies, forc
 from ponita.models import PonitaPotential
 
 from ._evaluate import evaluate_potential
-from ._task import Task, model_device, register_task
+from ._task import Task, data_batches, model_device, register_task
 
 RMD17_FRAMES_PER_SPLIT = 1000
 
@@ -86,9 +86,8 @@ class MD17Task(Task):
     name = "md17"
     second_order_loss = True  # forces
     options_class = MD17Options
+    models = {"ponita": PonitaPotential}
     default_model = {"num_ori": 20, "basis_dim": 256}  # the paper's rMD17 network (the rest: Ponita's defaults)
-    fixed_model_options = {"input_dim": 1, "output_dim": 1, "task_level": "node", "input_dim_vec": 0,
-                           "output_dim_vec": 0, "kernel_condition_dim": 0}
     metrics = {"forces_mae": "val force MAE (meV/Å)", "energy_mae": "val energy MAE (meV)"}
     monitor = "forces_mae"
     rotate_fields = ("pos", "forces")
@@ -134,7 +133,7 @@ class MD17Task(Task):
 
     def build_model(self, statistics: dict[str, Any]) -> PonitaPotential:
         energies = statistics["reference_energies"]
-        return PonitaPotential(sorted(energies), energies, statistics["force_rms"], **self.config.model)
+        return self.make_model(atomic_numbers=sorted(energies), reference_energies=energies, scale=statistics["force_rms"])
 
     def static_batch(self, model: nn.Module, batch: Batch) -> Batch | None:
         """``batch`` with the fully connected graph of each molecule (:meth:`ponita.Ponita.static_edges`),
@@ -173,8 +172,7 @@ class MD17Task(Task):
         device = model_device(model)
         residuals = []
         with torch.no_grad():
-            for start in range(0, len(train), self.config.test_batch_size):
-                batch = Batch.from_data_list(list(train[start : start + self.config.test_batch_size])).to(device)
+            for _, batch in data_batches(train, self.config.test_batch_size, device):
                 energy = model.energy(batch, batch.pos.to(model.network.embedding.weight.dtype))  # [G]
                 residuals.append((batch.energy.to(torch.float64) - energy).cpu())
         residuals = torch.cat(residuals)  # [F]

@@ -7,7 +7,7 @@ at frame 40. The loss and the metric are the mean squared error over particles a
 (:mod:`ponita.datasets` generates them exactly).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,10 @@ from torch_geometric.data import Batch, Data
 
 from ponita.datasets import NBODY_SPLITS, load_nbody, nbody_samples
 from ponita.datasets._nbody import NBODY_INPUT_FRAME, NBODY_TARGET_FRAME
-from ponita.models import EGNNConfig, EGNNNBody, NBodyConfig, PonitaNBody
+from ponita.models import EGNNNBody, PonitaNBody
 
 from ._task import Task, model_device, register_task
 
-ARCHITECTURES = ("ponita", "egnn")
 
 
 @dataclass
@@ -30,10 +29,6 @@ class NBodyOptions:
     """The ``task_options`` of ``nbody``.
 
     Attributes:
-        architecture: ``"ponita"`` (:class:`ponita.models.PonitaNBody`, configured by the ``model``
-            section) or ``"egnn"`` (the EGNN baseline, :class:`ponita.models.EGNNNBody`).
-        egnn_hidden_dim: EGNN features (the paper: 64).
-        egnn_num_layers: EGNN layers (the paper: 4).
         data_dir: folder of the generated arrays (``None``: ``~/.cache/ponita/nbody``; generated on first use).
         num_train: training simulations (the first of the 10,000; the benchmark uses 3,000).
         num_val: validation simulations (at most 2,000).
@@ -41,9 +36,6 @@ class NBodyOptions:
         plot_systems: test systems drawn in ``trajectories.png`` (0: no plot).
     """
 
-    architecture: str = "ponita"
-    egnn_hidden_dim: int = 64
-    egnn_num_layers: int = 4
     data_dir: str | None = None
     num_train: int = 3000
     num_val: int = 2000
@@ -51,15 +43,12 @@ class NBodyOptions:
     plot_systems: int = 4
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"Unknown architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
         limits = {"num_train": NBODY_SPLITS["train"], "num_val": NBODY_SPLITS["valid"], "num_test": NBODY_SPLITS["test"]}
         for name, limit in limits.items():
             if not 1 <= getattr(self, name) <= limit:
                 raise ValueError(f"{name} must lie in 1..{limit}, got {getattr(self, name)}.")
         if self.plot_systems < 0:
             raise ValueError(f"plot_systems must be ≥ 0, got {self.plot_systems}.")
-        EGNNConfig(self.egnn_hidden_dim, self.egnn_num_layers)  # checks them
 
 
 @register_task
@@ -68,16 +57,17 @@ class NBodyTask(Task):
 
     name = "nbody"
     options_class = NBodyOptions
+    models = {"ponita": PonitaNBody, "egnn": EGNNNBody}  # model.architecture=egnn: the EGNN baseline
     default_model = {"num_ori": 16, "basis_dim": 256, "layer_scale": 1e-6}  # PONITA's N-body network
-    fixed_model_options = {"input_dim": 1, "input_dim_vec": 1, "output_dim": 0, "output_dim_vec": 1,
-                           "task_level": "node", "kernel_condition_dim": 0}
+    moved_options = {"task_options.architecture": "model.architecture", "task_options.egnn_hidden_dim": "model.hidden_dim",
+                     "task_options.egnn_num_layers": "model.num_layers"}
     metrics = {"mse": "val MSE"}
     monitor = "mse"
     rotate_fields = ("pos", "vel", "target")
     model_file = "model.pt"
     default_preset = "paper"
     train_flags = {
-        "--architecture": ("task_options.architecture", {"choices": ARCHITECTURES, "help": "ponita or the EGNN baseline"}),
+        "--architecture": ("model.architecture", {"choices": list(models), "help": "ponita or the EGNN baseline"}),
         "--data-dir": ("task_options.data_dir", {"help": "folder of the generated N-body arrays"}),
     }
     test_flags = {
@@ -102,10 +92,17 @@ class NBodyTask(Task):
     def test_protocol(self) -> str:
         return f"charged 5-body (nbody_small, seed 43): the first {self.options.num_test} test simulations"
 
-    def build_model(self, statistics: dict[str, Any]) -> nn.Module:
-        if self.options.architecture == "egnn":
-            return EGNNNBody(EGNNConfig(self.options.egnn_hidden_dim, self.options.egnn_num_layers))
-        return PonitaNBody(NBodyConfig(dict(self.config.model)))
+    @classmethod
+    def upgrade_config(cls, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Configs of earlier ponita (before 2026-12) chose EGNN as ``task_options.architecture: egnn`` with
+        ``egnn_hidden_dim`` and ``egnn_num_layers``; now ``model.architecture: egnn`` with its ``hidden_dim`` and
+        ``num_layers``."""
+        values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in stored.items()}
+        options = values.get("task_options", {})
+        egnn = {name: options.pop(f"egnn_{name}") for name in ("hidden_dim", "num_layers") if f"egnn_{name}" in options}
+        if options.pop("architecture", None) == "egnn":
+            values["model"] = {"architecture": "egnn", **egnn}
+        return values
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         return (model(batch) - batch.target).square().mean()

@@ -7,7 +7,7 @@ permutation of the 130,831 molecules in QM9 ``Index`` order, 110,000 train / 10,
 test (:func:`ponita.datasets.qm9_split`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +16,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from ponita.datasets import QM9_FEATURES, QM9_TARGETS, QM9Molecules, load_qm9, qm9_split, qm9_split_sizes
-from ponita.models import PonitaRegressor, RegressorConfig
+from ponita.models import PonitaRegressor
 
-from ._config import TrainConfig
 from ._task import Task, register_task
 
 
@@ -29,9 +28,6 @@ class QM9Options:
     Attributes:
         target: one of :data:`ponita.datasets.QM9_TARGETS` (``mu``, ``alpha``, ``homo``, ``lumo``, ``gap``,
             ``r2``, ``zpve``, ``U0``, ``U``, ``H``, ``G``, ``Cv``).
-        graph: ``"full"`` (the network connects all atoms of a molecule) or ``"lifted-bonds"`` (every
-            directed bond becomes an oriented point at its receiving atom and all of a molecule's points
-            are connected: PONITA's ``num_ori=-1``; with ``model.space=R3xS2-points``).
         data_dir: folder of the processed QM9 cache (``None``: ``~/.cache/ponita/qm9``).
         num_train: use the first this many training molecules of the split (``None``: all 110,000).
         num_val: the first this many validation molecules (``None``: all 10,000).
@@ -39,7 +35,6 @@ class QM9Options:
     """
 
     target: str = "mu"
-    graph: str = "full"
     data_dir: str | None = None
     num_train: int | None = None
     num_val: int | None = None
@@ -48,8 +43,6 @@ class QM9Options:
     def __post_init__(self) -> None:
         if self.target not in QM9_TARGETS:
             raise ValueError(f"Unknown QM9 target {self.target!r}; choose one of {', '.join(QM9_TARGETS)}.")
-        if self.graph not in ("full", "lifted-bonds"):
-            raise ValueError(f"graph must be 'full' or 'lifted-bonds', got {self.graph!r}.")
         check_subset_sizes(self)
 
 
@@ -88,9 +81,9 @@ class QM9Task(QM9Source, Task):
 
     name = "qm9"
     options_class = QM9Options
+    models = {"ponita": PonitaRegressor}
+    moved_options = {"task_options.graph": "model.lift_bonds"}  # graph=lifted-bonds is lift_bonds=true
     default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
-    fixed_model_options = {"input_dim": len(QM9_FEATURES), "output_dim": 1, "task_level": "graph", "input_dim_vec": 0,
-                           "output_dim_vec": 0, "kernel_condition_dim": 0}
     metrics = {"mae": "val MAE"}
     monitor = "mae"
     rotate_fields = ("pos",)
@@ -105,15 +98,15 @@ class QM9Task(QM9Source, Task):
         "--num-test": ("task_options.num_test", {"type": int, "help": "the first N test molecules (default: all)"}),
     }
 
-    def __init__(self, config: TrainConfig) -> None:
-        super().__init__(config)
-        lifted, space = self.options.graph == "lifted-bonds", config.model.get("space")
-        if lifted != (space == "R3xS2-points"):
-            raise ValueError(
-                f"task_options.graph={self.options.graph} goes with model.space="
-                f"{'R3xS2-points' if lifted else 'a space that builds its own graph'}, got {space!r}; "
-                "the lifted preset sets both."
-            )
+    @classmethod
+    def upgrade_config(cls, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Configs of earlier ponita (before 2026-12) chose the lifted point cloud as ``task_options.graph:
+        lifted-bonds``; now ``model.lift_bonds: true``."""
+        values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in stored.items()}
+        graph = values.get("task_options", {}).pop("graph", None)
+        if graph is not None:
+            values.setdefault("model", {}).setdefault("lift_bonds", graph == "lifted-bonds")
+        return super().upgrade_config(values)
 
     split_scheme = "dimenet"
 
@@ -141,9 +134,7 @@ class QM9Task(QM9Source, Task):
         return {"mean": float(y.mean()), "std": float(y.std(correction=0))}
 
     def build_model(self, statistics: dict[str, Any]) -> PonitaRegressor:
-        config = RegressorConfig(statistics["mean"], statistics["std"], len(QM9_FEATURES),
-                                 lift_bonds=self.options.graph == "lifted-bonds", network=dict(self.config.model))
-        return PonitaRegressor(config)
+        return self.make_model(**statistics, input_dim=len(QM9_FEATURES))
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         target = ((batch.y - model.mean) / model.std).to(model.network.embedding.weight.dtype)  # [G]

@@ -8,12 +8,13 @@ stopping, logging, the learning curve, export and the command line are shared by
 See ``docs/adding_a_task.md`` for a walk through a complete task.
 """
 
+import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,9 +22,13 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from ponita.models import build_config
+
 if TYPE_CHECKING:
     from ._config import TrainConfig
 
+ARCHITECTURE = "architecture"
+"""The key of the ``model`` section that chooses among a task's :attr:`Task.models`."""
 PLUGIN_GROUP = "ponita.tasks"
 """Entry-point group of task plug-ins: a package lists ``name = "module"`` under it to add its tasks."""
 PLUGIN_VARIABLE = "PONITA_TASKS"
@@ -43,10 +48,13 @@ class Task:
         name: the task's name on the command line (``ponita train <name>``).
         options_class: dataclass of the task's options (the ``task_options`` section of a config); its
             ``__post_init__`` checks them.
-        default_model: :class:`ponita.PonitaConfig` options that differ from the network's defaults.
-        fixed_model_options: the :class:`ponita.PonitaConfig` options the task's model sets itself, with
-            the values used to check a config before any data is read (``input_dim`` may stand in for a
-            number that the data decides).
+        models: the zoo model classes the task trains, by architecture name; the first is the default, and
+            with more than one the config's ``model.architecture`` chooses. The ``model`` section of a config
+            holds the options of the chosen class's config (:func:`ponita.models.option_names`).
+        default_model: options of the default model that differ from its config's defaults.
+        moved_options: config keys of earlier ponita versions → where they are now (``"task_options.objective"``
+            → ``"model.objective"``); :meth:`upgrade_config` moves them in stored configs, and an unknown-key
+            error names the new place.
         metrics: validation metrics, name → label with unit (e.g. ``"val force MAE (meV/Å)"``); logged as
             ``val/<name>``, all "lower is better".
         monitor: the metric of :attr:`metrics` that selects the best epoch and drives early stopping.
@@ -63,8 +71,9 @@ class Task:
 
     name: ClassVar[str]
     options_class: ClassVar[type]
+    models: ClassVar[dict[str, type[nn.Module]]]
     default_model: ClassVar[dict[str, Any]] = {}
-    fixed_model_options: ClassVar[dict[str, Any]] = {}
+    moved_options: ClassVar[dict[str, str]] = {}
     metrics: ClassVar[dict[str, str]]
     monitor: ClassVar[str]
     rotate_fields: ClassVar[tuple[str, ...]] = ()
@@ -77,6 +86,21 @@ class Task:
     def __init__(self, config: "TrainConfig") -> None:
         self.config = config
         self.options = config.task_options
+
+    @classmethod
+    def upgrade_config(cls, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """A config stored by an earlier ponita (a checkpoint's, nested by section) with today's keys: each of
+        :attr:`moved_options` moved to its new place. A task whose keys changed in other ways extends this."""
+        values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in stored.items()}
+        for old, new in cls.moved_options.items():
+            old_section, _, old_name = old.rpartition(".")
+            new_section, _, new_name = new.rpartition(".")
+            source = values.get(old_section) if old_section else values
+            if isinstance(source, dict) and old_name in source:
+                value = source.pop(old_name)
+                target = values.setdefault(new_section, {}) if new_section else values
+                target.setdefault(new_name, value)
+        return values
 
     @classmethod
     def presets_dir(cls) -> Path:
@@ -105,9 +129,24 @@ class Task:
         """Statistics of the training data that the model needs (JSON-like; stored in the checkpoint)."""
         return {}
 
+    @property
+    def model_class(self) -> type[nn.Module]:
+        """The zoo model class of this run: of :attr:`models`, the one the config's ``model.architecture`` names."""
+        return self.models[self.config.model.get(ARCHITECTURE, next(iter(self.models)))]
+
     def build_model(self, statistics: dict[str, Any]) -> nn.Module:
-        """A new zoo model (see :class:`ponita.models.ZooModel`) for ``self.config.model`` and ``statistics``."""
-        raise NotImplementedError
+        """A new zoo model (see :class:`ponita.models.ZooModel`) for ``self.config.model`` and ``statistics``.
+
+        The default passes ``statistics`` as the model config's statistics (:meth:`make_model`); a task whose
+        statistics are named otherwise, or which adds what its data fixes (e.g. the input size), overrides it."""
+        return self.make_model(**statistics)
+
+    def make_model(self, **statistics: Any) -> nn.Module:
+        """A new :attr:`model_class` with the config's ``model`` options and the data's ``statistics`` (the
+        statistic fields of its config, see :func:`ponita.models.statistic`)."""
+        options = {name: value for name, value in self.config.model.items() if name != ARCHITECTURE}
+        model_class = self.model_class
+        return model_class.from_config(build_config(model_class.config_class, options, **statistics))
 
     def static_batch(self, model: nn.Module, batch: Batch) -> Batch | None:
         """``batch`` with everything whose shape depends on floating-point values (e.g. a radius graph
@@ -150,10 +189,8 @@ class Task:
         device = model_device(model)
         sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in self.metrics}
         counts = dict.fromkeys(self.metrics, 0)
-        size = self.config.test_batch_size
         with torch.no_grad():
-            for start in range(0, len(data), size):
-                batch = Batch.from_data_list(list(data[start : start + size])).to(device)
+            for _, batch in data_batches(data, self.config.test_batch_size, device):
                 for name, errors in self.validation_errors(model, batch).items():
                     sums[name] += errors.detach().double().sum()
                     counts[name] += errors.numel()
@@ -178,6 +215,22 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def data_batches(data: Sequence[Data], size: int, device: torch.device | str | None = None,
+                 drop_last: bool = False) -> Iterator[tuple[int, Batch]]:
+    """``data`` in order as batches of ``size`` samples, each with the index of its first sample.
+
+    Args:
+        data: the samples.
+        size: samples per batch (the last batch may be smaller, unless ``drop_last``).
+        device: where to move each batch (``None``: where the samples are).
+        drop_last: leave out a last batch smaller than ``size`` (benchmarks time equal batches).
+    """
+    stop = len(data) - size + 1 if drop_last else len(data)
+    for start in range(0, max(stop, 0), size):
+        batch = Batch.from_data_list(list(data[start : start + size]))
+        yield start, batch if device is None else batch.to(device)
+
+
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: makes a :class:`Task` available to ``ponita train``, ``ponita test`` and :func:`load_config`.
 
@@ -185,9 +238,11 @@ def register_task(cls: type[Task]) -> type[Task]:
         TypeError: if the class lacks a required attribute, its monitor is not one of its metrics, or the
             name is taken by another class.
     """
-    for attribute in ("name", "options_class", "metrics", "monitor"):
+    for attribute in ("name", "options_class", "models", "metrics", "monitor"):
         if not hasattr(cls, attribute):
             raise TypeError(f"Task {cls.__name__} must define the class attribute {attribute!r}.")
+    if not cls.models or not all(dataclasses.is_dataclass(getattr(model, "config_class", None)) for model in cls.models.values()):
+        raise TypeError(f"Task {cls.name!r}: models must name zoo model classes (each with a dataclass config_class).")
     if cls.monitor not in cls.metrics:
         raise TypeError(f"Task {cls.__name__}: monitor {cls.monitor!r} is not one of its metrics {list(cls.metrics)}.")
     if _definition(_TASKS.get(cls.name, cls)) != _definition(cls):  # a reloaded module may re-register

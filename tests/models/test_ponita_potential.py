@@ -102,9 +102,9 @@ def test_potential_rejects_bad_arguments() -> None:
         PonitaPotential([1], {1: 0.0}, 0.0)
     with pytest.raises(ValueError, match="distinct"):
         PonitaPotential([1, 1], {1: 0.0}, 1.0)
-    with pytest.raises(TypeError, match=r"sets \['task_level'\] itself"):
+    with pytest.raises(TypeError, match=r"sets the network option\(s\) \['task_level'\] itself"):
         PonitaPotential([1], {1: 0.0}, 1.0, task_level="graph")
-    with pytest.raises(TypeError, match="Unknown Ponita argument"):
+    with pytest.raises(TypeError, match="Unknown network option"):
         PonitaPotential([1], {1: 0.0}, 1.0, hiden_dim=8)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
 from ponita import Ponita
-from ponita.models import NetworkModel, register_model
+from ponita.models import NetworkModel, NetworkModelConfig, register_model, statistic
 from ponita.train import Task, register_task
 
 
@@ -40,11 +40,21 @@ class DipoleOptions:
 
 
 @dataclass
-class DipoleModelConfig:
-    """Constructor arguments of :class:`DipoleModel`: the target scale (a statistic) and the network options."""
+class DipoleModelConfig(NetworkModelConfig):
+    """Everything :class:`DipoleModel` is built from: the target scale (a statistic: the training data's) and
+    the network's options (the ``model:`` section of a config), except those the model derives itself."""
 
-    scale: float
+    scale: float = statistic(example=1.0)
     network: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"scale must be positive, got {self.scale}.")
+        super().__post_init__()  # checks the network's options
+
+    def derived_network_options(self) -> dict[str, Any]:
+        return {"input_dim": 1, "input_dim_vec": 0, "output_dim": 0, "output_dim_vec": 1, "task_level": "graph",
+                "kernel_condition_dim": 0}
 
 
 @register_model
@@ -56,7 +66,7 @@ class DipoleModel(NetworkModel):
     def __init__(self, config: DipoleModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.network = Ponita(input_dim=1, output_dim=0, output_dim_vec=1, task_level="graph", **config.network)
+        self.network = Ponita.from_config(config.network_config())
         self.register_buffer("scale", torch.tensor(float(config.scale)))
 
     def _inputs(self, data: Data) -> Data:
@@ -87,9 +97,8 @@ class DipoleTask(Task):
 
     name = "dipole"
     options_class = DipoleOptions
+    models = {"ponita": DipoleModel}
     default_model = {"hidden_dim": 16, "num_layers": 2, "num_ori": 8}
-    fixed_model_options = {"input_dim": 1, "output_dim": 0, "output_dim_vec": 1, "task_level": "graph",
-                           "input_dim_vec": 0, "kernel_condition_dim": 0}
     metrics = {"mae": "val dipole MAE"}
     monitor = "mae"
     rotate_fields = ("pos", "dipole")
@@ -112,10 +121,7 @@ class DipoleTask(Task):
 
     def statistics(self, train: Sequence[Data]) -> dict[str, Any]:
         dipoles = torch.cat([cloud.dipole for cloud in train])  # [G, 3]
-        return {"scale": float(dipoles.square().sum(-1).mean().sqrt())}
-
-    def build_model(self, statistics: dict[str, Any]) -> DipoleModel:
-        return DipoleModel(DipoleModelConfig(statistics["scale"], dict(self.config.model)))
+        return {"scale": float(dipoles.square().sum(-1).mean().sqrt())}  # the config's statistic: build_model passes it
 
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         return (model(batch) - batch.dipole).square().mean() / model.scale**2

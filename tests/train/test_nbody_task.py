@@ -34,10 +34,12 @@ def small_splits(monkeypatch) -> None:
     monkeypatch.setattr("ponita.train._nbody.NBODY_SPLITS", SIZES)
 
 
-def tiny_task(data_dir, output, *overrides: str) -> NBodyTask:
+def tiny_task(data_dir, output, *overrides: str, architecture: str = "ponita") -> NBodyTask:
     options = [f"data_dir={data_dir}", f"output={output}", "num_train=40", "num_val=10", "num_test=10",
-               "hidden_dim=16", "num_layers=2", "num_ori=8", "basis_dim=16", "batch_size=10", "lr=5e-3",
+               f"architecture={architecture}", "hidden_dim=16", "num_layers=2", "batch_size=10", "lr=5e-3",
                "warmup_epochs=0", "check_val_every_n_epoch=1", "accelerator=cpu", "num_threads=1", "plot_systems=2"]
+    if architecture == "ponita":
+        options += ["num_ori=8", "basis_dim=16"]
     return NBodyTask(load_config("nbody", "quick", overrides=[*options, *overrides]))
 
 
@@ -48,7 +50,7 @@ def train_losses(result) -> list[float]:
 
 @pytest.mark.parametrize("architecture, model_class", [("ponita", PonitaNBody), ("egnn", EGNNNBody)])
 def test_both_architectures_train_through_the_shared_stack(data_dir, small_splits, tmp_path, architecture, model_class) -> None:
-    task = tiny_task(data_dir, tmp_path / "run", "max_epochs=12", f"architecture={architecture}")
+    task = tiny_task(data_dir, tmp_path / "run", "max_epochs=12", architecture=architecture)
     result = fit(task, *task.train_val_data(), task.test_data())
     losses = train_losses(result)
     assert len(losses) == 12 and min(losses[-3:]) < 0.7 * losses[0]
@@ -75,7 +77,7 @@ def test_the_trained_model_predicts_rotated_positions_for_a_rotated_system(data_
 
 
 def test_ponita_test_reports_the_mse_and_writes_the_plot(data_dir, small_splits, tmp_path, capsys) -> None:
-    task = tiny_task(data_dir, tmp_path / "run", "max_epochs=1", "architecture=egnn")
+    task = tiny_task(data_dir, tmp_path / "run", "max_epochs=1", architecture="egnn")
     result = fit(task, *task.train_val_data())
     capsys.readouterr()
     out = tmp_path / "scores.json"
@@ -99,7 +101,9 @@ def test_the_paper_preset_is_the_papers_setup() -> None:
 
 
 def test_bad_options_are_errors_before_any_work(small_splits) -> None:
-    with pytest.raises(ValueError, match="Unknown architecture 'segnn'"):
+    with pytest.raises(ValueError, match="Unknown model.architecture 'segnn' of task 'nbody'; choose one of ponita, egnn"):
         load_config("nbody", "quick", overrides=["architecture=segnn"])
+    with pytest.raises(ValueError, match="model.num_ori is not an option of the egnn model"):
+        load_config("nbody", "quick", overrides=["architecture=egnn", "num_ori=8"])
     with pytest.raises(ValueError, match="num_train must lie in 1..40"):
         load_config("nbody", "quick", overrides=["num_train=41"])

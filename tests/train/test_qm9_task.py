@@ -92,8 +92,8 @@ def test_lifted_points_are_averaged_per_atom_then_summed(small_qm9) -> None:
 
 
 def test_the_lifted_graph_needs_the_oriented_point_space() -> None:
-    with pytest.raises(ValueError, match="task_options.graph=lifted-bonds goes with model.space=R3xS2-points"):
-        QM9Task(load_config("qm9", "lifted", overrides=["space=R3xS2", "num_ori=8"]))
+    with pytest.raises(ValueError, match="lift_bonds=True goes with space=R3xS2-points, got 'R3xS2'"):
+        load_config("qm9", "lifted", overrides=["space=R3xS2", "num_ori=8"])  # before any data is read
 
 
 def test_an_unknown_target_lists_the_valid_ones() -> None:

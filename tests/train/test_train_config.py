@@ -144,3 +144,55 @@ def test_time_horizon_anneals_with_the_elapsed_fraction_of_the_budget_or_the_ste
     assert progress(900) == pytest.approx(0.9)
     elapsed["seconds"] = 700.0  # over the budget: annealed
     assert cosine_with_warmup(10, 0, 1000, progress(10)) == 0.0
+
+
+@pytest.mark.parametrize("task", ["md17", "qm9", "nbody", "qm9-edm"])
+def test_the_model_section_maps_one_to_one_onto_the_models_config(task) -> None:
+    from ponita.models import option_names
+    from ponita.train import task_class
+
+    cls = task_class(task)
+    for preset in preset_names(task):
+        model = dict(load_config(task, preset).model)
+        model_class = cls.models[model.pop("architecture", next(iter(cls.models)))]
+        assert list(model) == option_names(model_class.config_class), preset  # every option, in its order
+
+
+def test_the_generators_diffusion_options_are_model_options() -> None:
+    config = load_config("qm9-edm", "quick", overrides=["objective=karras", "model.steps=500", "noise_precision=1e-4"])
+    assert (config.model["objective"], config.model["steps"], config.model["noise_precision"]) == ("karras", 500, 1e-4)
+    with pytest.raises(ValueError, match=r"task_options.objective is now model.objective"):
+        load_config("qm9-edm", "quick", overrides=["task_options.objective=karras"])
+    with pytest.raises(ValueError, match=r"the model of task 'qm9-edm' sets model.output_dim itself"):
+        load_config("qm9-edm", "quick", overrides=["model.output_dim=3"])
+
+
+def test_choosing_another_architecture_starts_its_model_section_afresh() -> None:
+    egnn = load_config("nbody", "quick", overrides=["architecture=egnn"])
+    assert egnn.model == {"architecture": "egnn", "hidden_dim": 64, "num_layers": 4}  # the paper's EGNN
+    assert load_config("nbody", "quick-egnn", overrides=["hidden_dim=32"]).model["hidden_dim"] == 32
+    back = load_config("nbody", "quick-egnn", overrides=["architecture=ponita"])
+    assert back.model["num_ori"] == 16 and back.model["layer_scale"] == 1e-6  # the task's PONITA defaults
+    with pytest.raises(ValueError, match="model.num_ori is not an option of the egnn model of task 'nbody'"):
+        load_config("nbody", "quick-egnn", overrides=["num_ori=8"])
+
+
+def test_configs_stored_by_earlier_versions_are_read_with_todays_keys() -> None:
+    edm = load_config("qm9-edm", "quick").as_dict()
+    for name in ("steps", "noise_precision", "condition_kernel", "objective", "sigma_data", "p_mean", "p_std"):
+        edm["task_options"][name] = edm["model"].pop(name)
+    edm["task_options"]["objective"], edm["task_options"]["steps"] = "karras", 200
+    upgraded = load_config("qm9-edm", base=edm)
+    assert (upgraded.model["objective"], upgraded.model["steps"]) == ("karras", 200)
+
+    nbody = load_config("nbody", "quick").as_dict()
+    nbody["model"].pop("architecture")
+    nbody["task_options"] |= {"architecture": "egnn", "egnn_hidden_dim": 32, "egnn_num_layers": 3}
+    assert load_config("nbody", base=nbody).model == {"architecture": "egnn", "hidden_dim": 32, "num_layers": 3}
+    nbody["task_options"]["architecture"] = "ponita"  # its EGNN options were unused
+    assert load_config("nbody", base=nbody).model == load_config("nbody", "quick").model
+
+    qm9 = load_config("qm9", "lifted").as_dict()
+    qm9["model"].pop("lift_bonds")
+    qm9["task_options"]["graph"] = "lifted-bonds"
+    assert load_config("qm9", base=qm9).model["lift_bonds"] is True
