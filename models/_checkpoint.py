@@ -136,10 +136,10 @@ class Checkpoint:
 
 
 def stored_config(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
-    """A config as stored by an older ponita, with its fields under today's names (the config class's
-    ``renamed_fields``: old name → new name)."""
-    renamed = getattr(config_class, "renamed_fields", {})
-    return {renamed.get(name, name): value for name, value in values.items()}
+    """A config as stored by an older ponita, in today's fields: the config class's ``upgrade_stored``
+    class method, where it has one, converts it."""
+    upgrade = getattr(config_class, "upgrade_stored", None)
+    return upgrade(dict(values)) if upgrade is not None else dict(values)
 
 
 def save_model(model: nn.Module, path: str | Path, task: str | None = None, **metadata: Any) -> Path:

@@ -15,7 +15,7 @@ scalars per atom, and optionally :math:`t/T` as a kernel condition. Training min
 import math
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -81,8 +81,6 @@ class EDMConfig(NetworkModelConfig):
     p_std: float = 1.2
     network: dict[str, Any] = field(default_factory=dict)
 
-    renamed_fields: ClassVar[dict[str, str]] = {"precision": "noise_precision"}
-    """Fields of older checkpoints' configs under their names of today (before 2026-12: ``precision``)."""
 
     def __post_init__(self) -> None:
         if not self.atomic_numbers or not self.size_counts or min(self.size_counts) < 1:
@@ -96,6 +94,14 @@ class EDMConfig(NetworkModelConfig):
             raise ValueError(f"sigma_data and p_std must be finite numbers > 0 and p_mean finite; got "
                              f"{self.sigma_data}, {self.p_std}, {self.p_mean}.")
         super().__post_init__()
+
+    @classmethod
+    def upgrade_stored(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """A config stored before 2026-12 (``precision``, now ``noise_precision``) in today's fields."""
+        values = dict(values)
+        if "precision" in values:
+            values["noise_precision"] = values.pop("precision")
+        return values
 
     def derived_network_options(self) -> dict[str, Any]:
         features = len(self.atomic_numbers) + 1  # one-hot and atomic number

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ponita._spaces import DEFAULT_NUM_ORI, SPACES, SpaceOptions, make_space, space_spec
+from ponita._spaces import DEFAULT_NUM_ORI, S2_GRIDS, SPACES, SpaceOptions, make_space, space_spec
 from ponita.geometry import invariants_rn
 from ponita.ops import require
 from ponita.graph._fully_connected_graph import (
@@ -36,6 +36,7 @@ from ponita.ops._receiver_csr import receiver_csr_unchecked
 logger = logging.getLogger(__name__)
 
 TASK_LEVELS = ("node", "graph")
+CONNECT_LIFTED = ("edges", "all")
 
 
 @dataclass
@@ -69,6 +70,11 @@ class PonitaConfig:
         complete_invariants: add the attributes that make the R^n×S^(n−1) set complete.
         grid: S² grid, ``"fibonacci"``, ``"repulsion"`` or ``"polyhedron"`` (Platonic vertices).
         self_loops: add self-loops to the graphs the network builds.
+        connect_lifted: for the edge-lifted spaces (``"R2xS1-lifted"``, ``"R3xS2-lifted"``), which of the
+            oriented points made from the edges (``data.edge_index``, e.g. a molecule's bonds) are connected:
+            ``"edges"``, those of atoms joined by an edge (and of the same atom); ``"all"``, those of atoms
+            joined in the graph the network builds itself (all pairs of a graph, or pairs within ``radius``):
+            PONITA's QM9 point cloud (the paper's ``num_ori=-1``).
         kernel_condition_dim: per-node scalars (``data.kernel_condition``) of the sender appended
             to the attributes, e.g. a diffusion noise level.
     """
@@ -94,6 +100,7 @@ class PonitaConfig:
     grid: str = "fibonacci"
     self_loops: bool = True
     kernel_condition_dim: int = 0
+    connect_lifted: str = "edges"
 
     def __post_init__(self) -> None:
         """Checks the options once, where they enter; the network then trusts them."""
@@ -124,6 +131,14 @@ class PonitaConfig:
             raise ValueError("The network needs input: set input_dim (data.x) or input_dim_vec (data.vec) ≥ 1.")
         if config.radius is not None and config.radius <= 0:
             raise ValueError(f"radius must be positive or None (fully connected), got {config.radius}.")
+        if config.grid not in S2_GRIDS:
+            raise ValueError(f"Unknown grid {config.grid!r}; choose one of {S2_GRIDS}.")
+        if config.connect_lifted not in CONNECT_LIFTED:
+            raise ValueError(f"Unknown connect_lifted {config.connect_lifted!r}; choose one of {CONNECT_LIFTED}.")
+        if config.connect_lifted != "edges" and not space_class.points_from_edges:
+            lifted = [name for name in SPACES if space_spec(name)[0].points_from_edges]
+            raise ValueError(f"connect_lifted={config.connect_lifted!r} applies to the edge-lifted spaces "
+                             f"{lifted}, not {config.space!r}.")
 
 
 class Ponita(nn.Module):
@@ -267,7 +282,7 @@ class Ponita(nn.Module):
     def _forward(self, data: Data, calibrate: bool) -> tuple[Tensor, Tensor]:
         inputs = self._inputs(data)  # checked once, here; everything below trusts it
         space = self.space
-        points = space.points(inputs.pos, inputs.x, inputs.vec, inputs.frames, inputs.edge_index)
+        points = space.points(inputs.pos, inputs.x, inputs.vec, inputs.frames, inputs.edge_index, inputs.connect_index)
         graph, perm = receiver_csr_unchecked(points.edge_index, points.pos.shape[0])
         edge_index = points.edge_index[:, perm]  # [2, E], receiver-sorted
         spatial, fibre = space.invariants(points, edge_index)  # [E, (O, (O,)) K], [O, O, K_f] or None
@@ -351,9 +366,12 @@ class Ponita(nn.Module):
                 raise ValueError(f"space {config.space!r} needs data.{key} of shape {list(expected)}, got {shape}.")
             frames = frames.to(dtype)
         self.space.check(pos, frames, edge_index)
+        connect_index = None
+        if self.space.points_from_edges and config.connect_lifted == "all":
+            connect_index = self._own_graph(data, pos, batch)  # [2, C]
         if batch is None:
             batch = torch.zeros(num_nodes, dtype=torch.long, device=pos.device)
-        return _Inputs(pos, x, vec, frames, batch, condition, edge_index)
+        return _Inputs(pos, x, vec, frames, batch, condition, edge_index, connect_index)
 
     def _edges(self, data: Data, pos: Tensor, batch: Tensor | None) -> Tensor:
         """``data.edge_index`` checked, or the radius / fully connected graph of the checked ``pos``."""
@@ -374,6 +392,11 @@ class Ponita(nn.Module):
 
             require(in_range, "edge_index holds node indices outside [0, N); check that it matches the nodes.", detail)
             return edge_index.long()
+        return self._own_graph(data, pos, batch)
+
+    def _own_graph(self, data: Data, pos: Tensor, batch: Tensor | None) -> Tensor:
+        """The graph the network builds of the checked ``pos``: the radius graph, or fully connected."""
+        num_nodes = pos.shape[0]
         self_loops = self.config.self_loops
         if batch is None:
             if self.config.radius is None:
@@ -411,6 +434,7 @@ class _Inputs(NamedTuple):
     batch: Tensor  # [N]
     condition: Tensor | None  # [N, D]
     edge_index: Tensor  # [2, E]
+    connect_index: Tensor | None  # [2, C]: the graph along which points made from edges are connected
 
 
 def _field(data: Data, name: str, shape: tuple, dtype: torch.dtype, pos: Tensor, what: Callable[[], str],

@@ -108,8 +108,10 @@ class Space(nn.Module):
     def check(self, pos: Tensor, frames: Tensor | None, edge_index: Tensor) -> None:
         """Checks what this space needs of the (already shape-checked) input; no host sync."""
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
-        """The points to convolve over, with their lifted input features."""
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
+        """The points to convolve over, with their lifted input features; a space whose points are made from
+        the edges (:attr:`points_from_edges`) connects them along ``connect_index`` (``None``: ``edge_index``)."""
         raise NotImplementedError
 
     def invariants(self, points: Points, edge_index: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -138,7 +140,8 @@ class EuclideanSpace(Space):
         super().__init__(dim)
         self.num_invariants = 1
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
         return Points(pos, x, edge_index)
 
     def invariants(self, points: Points, edge_index: Tensor) -> tuple[Tensor, None]:
@@ -165,7 +168,8 @@ class OrientedPointCloud(Space):
         message = "data.ori must hold unit vectors; normalise them, ori / ori.norm(dim=-1, keepdim=True)."
         require(~bad.any(), message, lambda: _first_bad_frame("ori", bad, "unit vector", message))
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
         features = torch.cat([x, torch.einsum("nvd,nd->nv", vec, frames)], dim=-1)  # [N, F + V]
         return Points(pos, features, edge_index, ori=frames)
 
@@ -179,7 +183,9 @@ class OrientedPointCloud(Space):
 class LiftedSpace(OrientedPointCloud):
     """R^n×S^(n−1) point cloud made by lifting every directed edge to an oriented point.
 
-    The lifted points are an :class:`OrientedPointCloud` whose outputs are averaged back to atoms.
+    The lifted points are an :class:`OrientedPointCloud` whose outputs are averaged back to atoms. They are
+    connected along the lifted edges, or along another graph of the atoms (the network's own graph with
+    ``PonitaConfig.connect_lifted="all"``: PONITA's QM9 point cloud of bonds, all connected).
     """
 
     frame_field = None
@@ -188,10 +194,11 @@ class LiftedSpace(OrientedPointCloud):
     def check(self, pos: Tensor, frames: Tensor | None, edge_index: Tensor) -> None:
         check_liftable(pos, edge_index)
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
-        lifted = lift_edges_unchecked(pos, edge_index)
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
+        lifted = lift_edges_unchecked(pos, edge_index, connect_index)
         index = lifted.node_index  # [M]
-        points = super().points(lifted.pos, x[index], vec[index], lifted.ori, lifted.edge_index)
+        points = super().points(lifted.pos, x[index], vec[index], lifted.ori, lifted.edge_index, None)
         return points._replace(node_index=index)
 
     def readout(self, f: Tensor, num_scalars: int, points: Points, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -216,7 +223,8 @@ class PosePointCloud(Space):
         message = "data.rot must hold rotation matrices; give rotation matrices (orthonormal columns, determinant +1)."
         require(~bad.any(), message, lambda: _first_bad_frame("rot", bad, "rotation", message))
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
         local_vec = torch.einsum("nvd,ndk->nvk", vec, frames).flatten(-2)  # [N, V·n]: Rᵀ v
         return Points(pos, torch.cat([x, local_vec], dim=-1), edge_index, rot=frames)
 
@@ -242,7 +250,8 @@ class FibreBundle(Space):
         self.num_ori = grid.shape[0]
         self.register_buffer("grid", grid)  # [O, n] or [O, n, n], float64
 
-    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor) -> Points:
+    def points(self, pos: Tensor, x: Tensor, vec: Tensor, frames: Tensor | None, edge_index: Tensor,
+               connect_index: Tensor | None) -> Points:
         grid = self.grid.to(pos.dtype)
         features = torch.cat([lift_scalars(x, self.num_ori), lift_vectors(vec, grid)], dim=-1)  # [N, O, F + V·c]
         return Points(pos, features, edge_index)
@@ -331,9 +340,8 @@ def space_spec(name: str) -> tuple[type[Space], int]:
 
 
 def make_space(name: str, options: SpaceOptions) -> Space:
-    """The :class:`Space` called ``name`` (one of :data:`SPACES`)."""
-    if options.grid not in S2_GRIDS:
-        raise ValueError(f"Unknown grid {options.grid!r}; choose one of {S2_GRIDS}.")
+    """The :class:`Space` called ``name`` (one of :data:`SPACES`), for options that :class:`ponita.PonitaConfig`
+    has checked."""
     space_class, dim = space_spec(name)
     return space_class(dim, options)
 

@@ -82,7 +82,7 @@ class QM9Task(QM9Source, Task):
     name = "qm9"
     options_class = QM9Options
     models = {"ponita": PonitaRegressor}
-    moved_options = {"task_options.graph": "model.lift_bonds"}  # graph=lifted-bonds is lift_bonds=true
+    moved_options = {"task_options.graph": "model.space=R3xS2-lifted with model.connect_lifted=all (the lifted preset)"}
     default_model = {"num_ori": 16, "hidden_dim": 256, "num_layers": 9, "basis_dim": 256, "multiple_readouts": False}
     metrics = {"mae": "val MAE"}
     monitor = "mae"
@@ -100,12 +100,14 @@ class QM9Task(QM9Source, Task):
 
     @classmethod
     def upgrade_config(cls, stored: Mapping[str, Any]) -> dict[str, Any]:
-        """Configs of earlier ponita (before 2026-12) chose the lifted point cloud as ``task_options.graph:
-        lifted-bonds``; now ``model.lift_bonds: true``."""
+        """Configs stored before 2026-12 chose PONITA's point cloud of bonds as ``task_options.graph: lifted-bonds``
+        with ``model.space: R3xS2-points`` (or ``model.lift_bonds: true``); now ``model.space: R3xS2-lifted`` with
+        ``model.connect_lifted: all``."""
         values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in stored.items()}
-        graph = values.get("task_options", {}).pop("graph", None)
-        if graph is not None:
-            values.setdefault("model", {}).setdefault("lift_bonds", graph == "lifted-bonds")
+        model = values.setdefault("model", {})
+        lifted = values.get("task_options", {}).pop("graph", None) == "lifted-bonds"
+        if model.pop("lift_bonds", False) or lifted:
+            model |= {"space": "R3xS2-lifted", "connect_lifted": "all"}
         return super().upgrade_config(values)
 
     split_scheme = "dimenet"

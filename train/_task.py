@@ -53,7 +53,8 @@ class Task:
             holds the options of the chosen class's config (:func:`ponita.models.option_names`).
         default_model: options of the default model that differ from its config's defaults.
         moved_options: config keys of earlier ponita versions → where they are now (``"task_options.objective"``
-            → ``"model.objective"``); :meth:`upgrade_config` moves them in stored configs, and an unknown-key
+            → ``"model.objective"``; or, for a key the task's :meth:`upgrade_config` converts itself, a few words
+            saying what replaced it). :meth:`upgrade_config` moves them in stored configs, and an unknown-key
             error names the new place.
         metrics: validation metrics, name → label with unit (e.g. ``"val force MAE (meV/Å)"``); logged as
             ``val/<name>``, all "lower is better".
@@ -93,6 +94,8 @@ class Task:
         :attr:`moved_options` moved to its new place. A task whose keys changed in other ways extends this."""
         values = {key: dict(value) if isinstance(value, Mapping) else value for key, value in stored.items()}
         for old, new in cls.moved_options.items():
+            if " " in new or "=" in new:  # a description: the task upgrades that key itself
+                continue
             old_section, _, old_name = old.rpartition(".")
             new_section, _, new_name = new.rpartition(".")
             source = values.get(old_section) if old_section else values

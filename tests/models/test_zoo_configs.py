@@ -83,3 +83,22 @@ def test_a_generator_file_of_the_earlier_field_names_loads(tmp_path) -> None:
     loaded = read_checkpoint(path).build()
     assert loaded.config == model.config
     assert torch.equal(loaded.schedule.gamma_table, model.schedule.gamma_table)
+
+
+def test_a_lifted_regressor_file_of_the_earlier_layout_loads_with_the_same_outputs(tmp_path) -> None:
+    from torch_geometric.data import Data
+
+    from ponita.models import PonitaRegressor, RegressorConfig
+
+    network = {"space": "R3xS2-lifted", "connect_lifted": "all", "hidden_dim": 8, "num_layers": 1}
+    model = PonitaRegressor(RegressorConfig(1.0, 2.0, 3, network=network)).double()
+    path = save_model(model, tmp_path / "model.pt", task="qm9")
+    raw = torch.load(path, weights_only=True)  # before 2026-12 the regressor lifted the bonds itself:
+    raw["config"] |= {"lift_bonds": True, "network": {"space": "R3xS2-points", "hidden_dim": 8, "num_layers": 1}}
+    torch.save(raw, path)
+    loaded = read_checkpoint(path).build()
+    assert loaded.config == model.config
+    molecule = Data(pos=torch.randn(3, 3, dtype=torch.float64), x=torch.randn(3, 3, dtype=torch.float64),
+                    edge_index=torch.tensor([[0, 1, 0, 2], [1, 0, 2, 0]]))
+    with torch.no_grad():
+        assert torch.equal(loaded(molecule), model(molecule))

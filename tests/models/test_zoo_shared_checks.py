@@ -35,7 +35,8 @@ E0 = {1: -10.0, 6: -20.0, 8: -30.0}
 # 12 directions on the icosahedron's vertices: the icosahedral group maps the grid onto itself, so the
 # fibre bundle is exactly equivariant to its elements (and only approximately to other rotations).
 NETWORK = {"hidden_dim": 8, "num_layers": 2, "num_ori": 12, "grid": "polyhedron", "basis_dim": 8, "widening_factor": 2}
-POINTS_NETWORK = {"hidden_dim": 8, "num_layers": 2, "basis_dim": 8, "widening_factor": 2, "space": "R3xS2-points"}
+POINTS_NETWORK = {"hidden_dim": 8, "num_layers": 2, "basis_dim": 8, "widening_factor": 2, "space": "R3xS2-lifted",
+                  "connect_lifted": "all"}
 GRID_ROTATION = rotation_group("icosahedral", dtype=F64)[7]
 NBODY_INPUTS = {"pos": "position", "vel": "vector"}
 
@@ -92,7 +93,7 @@ CASES = {
                                GRID_ROTATION, {"outputs": ("invariant",)}),
     # bonds lifted to oriented points: a point cloud, exactly equivariant to every rotation; uses edge_index
     "PonitaRegressor-lifted": ZooCase(
-        lambda: PonitaRegressor(RegressorConfig(1.0, 2.0, 3, lift_bonds=True, network=dict(POINTS_NETWORK))),
+        lambda: PonitaRegressor(RegressorConfig(1.0, 2.0, 3, network=dict(POINTS_NETWORK))),
         molecule, None, {"outputs": ("invariant",)},
     ),
     "EDM": ZooCase(lambda: EDM(EDMConfig(ELEMENTS, {3: 1, 4: 2, 5: 1}, steps=10, network=dict(NETWORK))),

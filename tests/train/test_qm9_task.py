@@ -1,13 +1,14 @@
 """The qm9 task on the shared stack: a tiny run lowers the loss and tests; the prediction is rotation invariant."""
 
 import csv
+import dataclasses
 import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, Data
 
 from ponita.datasets import process_qm9, read_qm9pack_rows
 from ponita.geometry import random_rotation, rotation_group
@@ -70,7 +71,8 @@ def test_the_lifted_preset_trains_on_bond_lifted_points_and_is_rotation_invarian
     task = QM9Task(load_config("qm9", "lifted", overrides=overrides))
     result = fit(task, *task.train_val_data(), task.test_data())
     model = read_checkpoint(result.model).build().double()
-    assert isinstance(model, PonitaRegressor) and model.config.lift_bonds and result.test_metrics["mae"] > 0
+    assert isinstance(model, PonitaRegressor) and result.test_metrics["mae"] > 0
+    assert (model.network.config.space, model.network.config.connect_lifted) == ("R3xS2-lifted", "all")
     batch = Batch.from_data_list(task.test_data()[:4])
     rotated = batch.clone()
     rotated.pos = batch.pos @ random_rotation(3, dtype=torch.float64).T - 0.7  # point clouds: any rotation
@@ -78,21 +80,36 @@ def test_the_lifted_preset_trains_on_bond_lifted_points_and_is_rotation_invarian
         assert torch.allclose(model(rotated), model(batch), rtol=0, atol=1e-9)
 
 
-def test_lifted_points_are_averaged_per_atom_then_summed(small_qm9) -> None:
+def test_the_lifted_space_equals_lifting_by_hand_averaging_per_atom_then_summing(small_qm9) -> None:
+    """The simple reference: lift the bonds with ponita.graph, connect all points of a molecule, run the same
+    weights as a network on given oriented points, average per atom, sum per molecule."""
+    from ponita import Ponita
+    from ponita.graph import fully_connected_graph, lift_edges_to_oriented_points
     from ponita.models import RegressorConfig
+    from ponita.ops import scatter_mean, scatter_sum
 
-    network = {"space": "R3xS2-points", "hidden_dim": 8, "num_layers": 1, "basis_dim": 8}
-    model = PonitaRegressor(RegressorConfig(0.0, 1.0, 11, lift_bonds=True, network=network)).double()
-    water = small_qm9.molecule(2)  # O with two bonds: two lifted points at O, one at each H
-    inputs = model._inputs(water)
-    assert inputs.atom_index.tolist() == [0, 0, 1, 2] and inputs.edge_index.shape[1] == 16  # all connected
-    per_point, _ = model.network(inputs)  # [4, 1]
-    expected = per_point[:2, 0].mean() + per_point[2, 0] + per_point[3, 0]
-    assert torch.allclose(model.standardised(water), expected.view(1), atol=1e-12)
+    network = {"space": "R3xS2-lifted", "connect_lifted": "all", "hidden_dim": 8, "num_layers": 2, "basis_dim": 8}
+    model = PonitaRegressor(RegressorConfig(0.0, 1.0, 11, network=network)).double()
+    reference_config = dataclasses.replace(model.network.config, space="R3xS2-points", connect_lifted="edges",
+                                           task_level="node")
+    reference = Ponita.from_config(reference_config).double()
+    reference.load_state_dict(model.network.state_dict())
+    batch = Batch.from_data_list([small_qm9.molecule(k) for k in (2, 7, 30)])  # water and two larger molecules
+    connect = fully_connected_graph(batch.batch, batch.num_nodes)  # [2, E]
+    lifted = lift_edges_to_oriented_points(batch.pos.double(), batch.edge_index, connect_index=connect)
+    index = lifted.node_index  # [M]
+    with torch.no_grad():
+        per_point, _ = reference(Data(pos=lifted.pos, ori=lifted.ori, x=batch.x.double()[index],
+                                      edge_index=lifted.edge_index))  # [M, 1]
+        atoms = scatter_mean(per_point[:, 0], index, batch.num_nodes)  # [N]
+        expected = scatter_sum(atoms, batch.batch, 3)  # [G]
+        assert torch.allclose(model.standardised(batch), expected, rtol=0, atol=1e-12)
+    assert lifted.edge_index.shape[1] == int((torch.bincount(batch.batch[index]) ** 2).sum())  # all points connected
 
 
-def test_the_lifted_graph_needs_the_oriented_point_space() -> None:
-    with pytest.raises(ValueError, match="lift_bonds=True goes with space=R3xS2-points, got 'R3xS2'"):
+def test_connect_lifted_is_an_option_of_the_lifted_spaces_only() -> None:
+    with pytest.raises(ValueError, match=r"connect_lifted='all' applies to the edge-lifted spaces \['R2xS1-lifted', "
+                                         r"'R3xS2-lifted'\], not 'R3xS2'"):
         load_config("qm9", "lifted", overrides=["space=R3xS2", "num_ori=8"])  # before any data is read
 
 

@@ -193,6 +193,8 @@ def test_configs_stored_by_earlier_versions_are_read_with_todays_keys() -> None:
     assert load_config("nbody", base=nbody).model == load_config("nbody", "quick").model
 
     qm9 = load_config("qm9", "lifted").as_dict()
-    qm9["model"].pop("lift_bonds")
+    qm9["model"] |= {"space": "R3xS2-points", "connect_lifted": "edges"}
     qm9["task_options"]["graph"] = "lifted-bonds"
-    assert load_config("qm9", base=qm9).model["lift_bonds"] is True
+    assert load_config("qm9", base=qm9).model == load_config("qm9", "lifted").model
+    with pytest.raises(ValueError, match=r"task_options.graph is now model.space=R3xS2-lifted with model.connect_lifted"):
+        load_config("qm9", "lifted", overrides=["task_options.graph=lifted-bonds"])
