@@ -14,6 +14,7 @@ from ._checkpoint import (
     read_checkpoint,
     register_model,
     save_model,
+    stored_config,
 )
 from ._compiled_forces import compile_energy_and_forces
 from ._edm import (
@@ -93,4 +94,5 @@ __all__ = [
     "save_model",
     "statistic",
     "statistic_names",
+    "stored_config",
 ]

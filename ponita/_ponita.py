@@ -10,6 +10,7 @@ outputs per node or per graph.
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ponita._spaces import DEFAULT_NUM_ORI, S2_GRIDS, SPACES, SpaceOptions, make_space, space_spec
-from ponita.geometry import invariants_rn
+from ponita.geometry import POLYHEDRON_SIZES, invariants_rn
 from ponita.ops import require
 from ponita.graph._fully_connected_graph import (
     fully_connected_edges,
@@ -133,6 +134,18 @@ class PonitaConfig:
             raise ValueError(f"radius must be positive or None (fully connected), got {config.radius}.")
         if config.grid not in S2_GRIDS:
             raise ValueError(f"Unknown grid {config.grid!r}; choose one of {S2_GRIDS}.")
+        num_ori = config.num_ori or DEFAULT_NUM_ORI
+        if is_bundle and dim == 3 and config.grid == "polyhedron" and num_ori not in POLYHEDRON_SIZES:
+            raise ValueError(f"grid='polyhedron' needs num_ori in {POLYHEDRON_SIZES} (the Platonic solids), got "
+                             f"{num_ori}; or choose grid='fibonacci'.")
+        if isinstance(config.degree, bool) or not isinstance(config.degree, int) or config.degree < 1:
+            raise ValueError(f"degree must be an integer ≥ 1 (3 means up to cubic terms), got {config.degree!r}.")
+        if config.basis_dim is not None and config.basis_dim < 1:
+            raise ValueError(f"basis_dim must be ≥ 1 or None (hidden_dim), got {config.basis_dim}.")
+        if config.layer_scale is not None and not 0 < config.layer_scale < math.inf:
+            raise ValueError(f"layer_scale must be a finite number > 0 or None (none), got {config.layer_scale}.")
+        if is_bundle and not config.separable and not config.depthwise:
+            raise ValueError("A non-separable fibre-bundle convolution is depthwise; set depthwise=True.")
         if config.connect_lifted not in CONNECT_LIFTED:
             raise ValueError(f"Unknown connect_lifted {config.connect_lifted!r}; choose one of {CONNECT_LIFTED}.")
         if config.connect_lifted != "edges" and not space_class.points_from_edges:

@@ -358,6 +358,14 @@ def test_ponita_repr() -> None:
         (dict(hidden_dim=0), ValueError, "hidden_dim must be ≥ 1"),
         (dict(output_dim=-1), ValueError, "output_dim must be ≥ 0"),
         (dict(radius=0.0), ValueError, "radius must be positive or None"),
+        (dict(grid="polyhedron", num_ori=10), ValueError, r"grid='polyhedron' needs num_ori in \(4, 6, 8, 12, 20\)"),
+        (dict(grid="polyhedron"), ValueError, "needs num_ori in .* got 16"),  # the default grid size
+        (dict(degree=0), ValueError, "degree must be an integer ≥ 1"),
+        (dict(basis_dim=0), ValueError, "basis_dim must be ≥ 1 or None"),
+        (dict(layer_scale=0.0), ValueError, "layer_scale must be a finite number > 0"),
+        (dict(separable=False, depthwise=False), ValueError, "non-separable fibre-bundle convolution is depthwise"),
+        (dict(space="R3", connect_lifted="all"), ValueError, "connect_lifted='all' applies to the edge-lifted spaces"),
+        (dict(space="R3xS2-lifted", connect_lifted="some"), ValueError, "Unknown connect_lifted 'some'"),
     ],
     ids=lambda value: None if isinstance(value, (dict, type)) else str(value)[:20],
 )

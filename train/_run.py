@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch_geometric.data import Batch, Data
 
-from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model
+from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model, stored_config
 
 from ._config import TrainConfig, load_config, save_config
 from ._data_module import TaskDataModule
@@ -222,7 +222,7 @@ def export_model(lightning_checkpoint: str | Path, path: str | Path) -> Path:
     """
     state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
     cls = model_classes()[state["ponita_model_class"]]
-    model = cls.from_config(cls.config_class(**state["ponita_model_config"]))
+    model = cls.from_config(cls.config_class(**stored_config(cls.config_class, state["ponita_model_config"])))
     ema = {key.removeprefix("ema."): value for key, value in state["state_dict"].items() if key.startswith("ema.")}
     if ema[next(name for name, _ in model.named_parameters())].dtype == torch.float64:
         model.double()  # 64-true training; buffers that are float64 anyway (grid, E0) keep their dtype otherwise

@@ -103,6 +103,10 @@ def repulsion_grid_s2(
     return _repel(grid, steps, antipodal=False).to(dtype)
 
 
+POLYHEDRON_SIZES = (4, 6, 8, 12, 20)
+"""The vertex counts of the Platonic solids: the sizes :func:`polyhedron_grid_s2` offers."""
+
+
 def polyhedron_grid_s2(num: int, dtype: torch.dtype = torch.float64) -> Tensor:
     """Vertices of a Platonic solid: a grid that a finite rotation group maps onto itself.
 
@@ -142,7 +146,7 @@ def polyhedron_grid_s2(num: int, dtype: torch.dtype = torch.float64) -> Tensor:
         vertices = cube + _cyclic([(0, a * phi, b / phi) for a in (1, -1) for b in (1, -1)])
     else:
         raise ValueError(
-            f"No Platonic solid has {num} vertices; use 4, 6, 8, 12 or 20, or a Fibonacci grid."
+            f"No Platonic solid has {num} vertices; use one of {POLYHEDRON_SIZES}, or a Fibonacci grid."
         )
     grid = torch.tensor(vertices, dtype=torch.float64)  # [O, 3]
     return (grid / grid.norm(dim=-1, keepdim=True)).to(dtype)

@@ -128,3 +128,16 @@ def test_resume_config_override_changes_only_that_field(run, override: str, key:
     assert resumed.keys() == original.keys()
     assert {name for name in original if resumed[name] != original[name]} == {key}
     assert resumed[key] == value
+
+
+@pytest.mark.parametrize(("name", "objective"), [("qm9_edm_quick_training_state.ckpt", "vp"),
+                                                 ("qm9_edm_karras_training_state.ckpt", "karras")])
+def test_the_shipped_generator_training_states_resume_and_export_in_todays_layout(tmp_path, name, objective) -> None:
+    """Both were written before the diffusion options moved from task_options into the model's config."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "pretrained" / name
+    config = resume_config(path)
+    assert (config.model["objective"], config.model["noise_precision"], config.model["steps"]) == (objective, 1e-5, 1000)
+    model = read_checkpoint(export_model(path, tmp_path / "generator.pt")).build()
+    assert model.config.objective == objective and model.config.noise_precision == 1e-5
