@@ -8,19 +8,19 @@ its data, statistics, model, loss, metrics and test; :func:`train` / :func:`fit`
 from ._compiled_step import CompiledLoss
 from ._config import TrainConfig, config_fields, load_config, preset_names, save_config
 from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
-from ._edm import EDMOptions, EDMTask, sample_molecules
+from ._edm import EDMOptions, EDMTask
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, build_optimizer, cosine_with_warmup
-from ._machine import PrecisionChoice, benchmark_setup, choose_precision, cpu_bf16_speedup, machine_summary
+from ._machine import PrecisionChoice, choose_precision, cpu_bf16_speedup, machine_summary
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._muon import MuonAdam, muon_parameters
 from ._probe import ProbeCallback, read_probes
-from ._molecular_dynamics import ENSEMBLES, MDResult, run_md
 from ._nbody import NBodyOptions, NBodyTask
 from ._qm9 import QM9Options, QM9Task
 from ._run import RunResult, export_model, fit, resume_config, task_from_checkpoint, test_checkpoint, train
 from ._task import Task, data_batches, model_device, register_task, task_class, tasks
+from .deploy import ENSEMBLES, MDResult, benchmark_setup, run_md, sample_molecules
 
 __all__ = [
     "CompiledLoss",

@@ -20,13 +20,14 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from ponita.datasets import Molecule, QM9Molecules, molecule_metrics, radius_of_gyration
+from ponita.datasets import QM9Molecules, molecule_metrics, radius_of_gyration
 from ponita.datasets._rdkit import require_rdkit
 from ponita.models import DEFAULT_SPACING, EDM, default_sample_steps
 
 from ._config import TrainConfig
 from ._qm9 import QM9Source, check_subset_sizes
 from ._task import Task, data_batches, model_device, register_task
+from .deploy import sample_molecules
 
 QM9_ATOMIC_NUMBERS = [1, 6, 7, 8, 9]
 PROBE_DENOISING_MOLECULES = 256  # validation molecules of the probe's denoising error
@@ -190,22 +191,3 @@ def mean_nll(model: EDM, data: Sequence[Data], config: TrainConfig) -> float:
     for start, batch in data_batches(data, config.test_batch_size, device):
         total += float(model.nll(batch, generator.manual_seed(config.seed + start)).sum())
     return total / len(data)
-
-
-def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
-                     generator: torch.Generator | None = None, num_atoms: int | None = None,
-                     sampler: str | None = None, spacing: float = DEFAULT_SPACING,
-                     **heun: float) -> list[Molecule]:
-    """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``.
-
-    ``heun`` takes the Heun sampler's ``churn`` and ``sigma_max`` (``karras`` generators; see :meth:`EDM.sample`)."""
-    molecules = []
-    for start in range(0, num, batch_size):
-        count = min(batch_size, num - start)
-        sizes = (torch.full((count,), num_atoms, dtype=torch.long) if num_atoms is not None
-                 else model.sample_sizes(count, generator))
-        data = model.sample(sizes, steps, generator, sampler, spacing, **heun)
-        pos, z = data.pos.cpu().numpy(), data.z.cpu().numpy()
-        offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cpu().cumsum(0)]).tolist()
-        molecules += [Molecule.from_atomic_numbers(z[a:b], pos[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
-    return molecules

@@ -22,7 +22,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-import ponita.train._molecular_dynamics as molecular_dynamics
+import ponita.train.deploy._molecular_dynamics as molecular_dynamics
 import ponita.train._run as run_module
 from ponita.datasets import bundled_data_dir
 from ponita.models import PonitaPotential, save_model

@@ -7,6 +7,7 @@ import pytest
 import pytorch_lightning as pl
 
 import ponita.train._edm as edm_module
+import ponita.train.deploy._sampling as sampling_module
 from ponita.train.cli import main
 
 GENERATOR = Path(__file__).resolve().parents[2] / "pretrained" / "qm9_edm_quick.pt"
@@ -21,7 +22,8 @@ def no_work(no_rdkit: None, monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("work started before the missing RDKit was reported")
 
     monkeypatch.setattr(pl.Trainer, "fit", refuse)
-    monkeypatch.setattr(edm_module, "sample_molecules", refuse)
+    monkeypatch.setattr(sampling_module, "sample_molecules", refuse)  # ponita sample
+    monkeypatch.setattr(edm_module, "sample_molecules", refuse)  # ponita test
 
 
 @pytest.mark.parametrize(

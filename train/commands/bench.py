@@ -46,7 +46,7 @@ def _bench_md(args: argparse.Namespace) -> int:
 
     from ponita.models import load_potential
 
-    from .._molecular_dynamics import benchmark_md
+    from ..deploy._molecular_dynamics import benchmark_md
 
     if args.steps < 1 or args.frames < 1 or (args.threads is not None and args.threads < 1):
         raise UsageError(f"--steps, --frames and --threads must be ≥ 1; got {args.steps}, {args.frames}, "
@@ -79,7 +79,8 @@ def _bench_precision(args: argparse.Namespace) -> int:
 
     from ponita.datasets import load_rmd17
 
-    from .._machine import benchmark_precisions, choose_precision, cpu_bf16_speedup, machine_summary
+    from .._machine import choose_precision, cpu_bf16_speedup, machine_summary
+    from ..deploy._benchmarks import benchmark_precisions
 
     if args.threads < 1 or args.steps < 1:
         raise UsageError(f"--threads and --steps must be ≥ 1; got {args.threads}, {args.steps}.")

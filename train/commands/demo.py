@@ -31,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
     from ponita.datasets import load_rmd17
     from ponita.models import PonitaCalculator, load_potential
 
-    from .._molecular_dynamics import run_md
+    from ..deploy._molecular_dynamics import run_md
     from .._run import train
 
     config = load_config(

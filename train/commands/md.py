@@ -25,7 +25,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def _md(args: argparse.Namespace) -> int:
     from ponita.models import PonitaCalculator, load_potential
 
-    from .._molecular_dynamics import run_md
+    from ..deploy._molecular_dynamics import run_md
 
     if args.steps < 1 or not 0 < args.timestep < math.inf or not 0 <= args.temperature < math.inf:
         raise UsageError(

@@ -64,7 +64,7 @@ def _sample(args: argparse.Namespace) -> int:
     from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
     from ponita.models import DEFAULT_SPACING, default_sample_steps, describe_model, read_checkpoint
 
-    from .._edm import sample_molecules
+    from ..deploy._sampling import sample_molecules
 
     out = Path(args.out)
     if out.suffix.lower() not in (".sdf", ".xyz") or out.is_dir() or not out.resolve().parent.is_dir():
