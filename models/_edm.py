@@ -169,11 +169,10 @@ class EDM(NetworkModel):
         return _centred(vector[:, 0], batch, num_graphs), scalar
 
     def _batch_edges(self, data: Data) -> Tensor | None:
-        """``data.edge_index``, else the fully connected graph of a batch whose sizes the host knows (no sync)."""
-        edge_index = getattr(data, "edge_index", None)
-        if edge_index is None and (sizes := graph_sizes(data)) is not None:
-            edge_index = self.edges(sizes)
-        return edge_index
+        """The denoiser's fully connected graph of a batch whose sizes the host knows (no sync), else ``None``
+        (the network builds it). A molecule's own ``edge_index`` (its bonds) is never the denoiser's graph."""
+        sizes = graph_sizes(data)
+        return None if sizes is None else self.edges(sizes)
 
     def edges(self, sizes: Tensor | list[int]) -> Tensor:
         """The denoiser's graph of a batch of molecules of these sizes: fully connected (with self-loops), ``[2, E]``.

@@ -166,7 +166,8 @@ class EDMTask(QM9Source, Task):
                                                                                    "atom_stability", "validity")}
         radius = float(np.mean([radius_of_gyration(molecule) for molecule in finite])) if finite else math.nan
         if getattr(self, "_probe_batch", None) is None:
-            self._probe_batch = Batch.from_data_list(list(self._molecules("valid", PROBE_DENOISING_MOLECULES)))
+            molecules = self._molecules("valid", PROBE_DENOISING_MOLECULES, atoms_only=True)
+            self._probe_batch = Batch.from_data_list(list(molecules))
         generator = torch.Generator(device).manual_seed(self.config.seed)
         error = model.denoising_error(self._probe_batch.to(device), self.options.probe_noise, generator)
         scale = len(finite) / len(samples)  # a molecule with non-finite positions counts as unstable and invalid

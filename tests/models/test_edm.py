@@ -260,6 +260,18 @@ def test_the_denoiser_never_waits_for_the_device_given_the_batch_graph(objective
     assert torch.allclose(model.predict_noise(pos, h, level, batch.batch, 2, edges)[0], reference[0], atol=1e-12)
 
 
+@pytest.mark.parametrize("objective", ["vp", "karras"])
+def test_a_molecules_bonds_are_not_the_denoisers_graph(objective) -> None:
+    """QM9 molecules carry their bonds as edge_index; the denoiser always connects all atoms of a molecule."""
+    model = tiny_edm(objective=objective).double().eval()
+    plain = molecules()
+    bonded = plain.clone()
+    bonded.edge_index = torch.tensor([[0, 1, 0, 2, 5, 6], [1, 0, 2, 0, 6, 5]])  # a few bonds of each molecule
+    for measure in (lambda batch, seed: model.loss(batch, torch.Generator().manual_seed(seed)),
+                    lambda batch, seed: model.denoising_error(batch, 0.1, torch.Generator().manual_seed(seed))):
+        assert torch.equal(measure(bonded, 3), measure(plain, 3))
+
+
 def test_denoising_error_shrinks_with_the_noise_level_for_both_objectives() -> None:
     for objective in ("vp", "karras"):
         model = tiny_edm(objective=objective).double().eval()
