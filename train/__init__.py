@@ -12,7 +12,7 @@ from ._edm import EDMOptions, EDMTask
 from ._evaluate import evaluate_potential
 from ._learning_curve import plot_learning_curve
 from ._lightning_module import TaskModule, build_optimizer, cosine_with_warmup
-from ._machine import PrecisionChoice, choose_precision, cpu_bf16_speedup, machine_summary
+from ._machine import PrecisionChoice, choose_precision, cpu_bf16_speedup, machine_summary, reuse_freed_memory
 from ._md17 import MD17Options, MD17Task, energy_force_loss
 from ._muon import MuonAdam, muon_parameters
 from ._probe import ProbeCallback, read_probes
@@ -57,6 +57,7 @@ __all__ = [
     "fit",
     "load_config",
     "machine_summary",
+    "reuse_freed_memory",
     "model_device",
     "muon_parameters",
     "plot_learning_curve",

@@ -15,6 +15,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from torch_geometric.data import Batch, Data
 
 from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model, stored_config
+from ponita.ops import flush_denormals
 
 from ._config import TrainConfig, load_config, save_config
 from ._data_module import TaskDataModule
@@ -174,7 +175,9 @@ def fit(
     )
     if trainer.is_global_zero:
         save_config(config, output / "config.yaml")
-    with warnings.catch_warnings():
+    # Denormal floats (the GELUs of the kernel basis make them) are flushed to zero in this thread: a
+    # compiled md17 step runs 2× faster on one core, and results change only below 1e-38.
+    with warnings.catch_warnings(), flush_denormals():
         # Lightning checks the loader for resumability; TaskDataModule's state does it (tested exact).
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
@@ -201,7 +204,8 @@ def fit(
     test_metrics, test_json = None, None
     if test_data is not None:
         tested_on = test_protocol if test_protocol is not None else task.test_protocol()
-        test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path, output)
+        with flush_denormals():
+            test_metrics = _test_record(task, model, test_data, protocol, tested_on, model_path, output)
         test_json = output / "test.json"
         test_json.write_text(json.dumps(test_metrics, indent=2))
     return RunResult(output, model_path, best, last, metrics_csv, curve, test_metrics, test_json)

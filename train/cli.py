@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ponita.datasets._rdkit import MissingDependencyError
 
+from ._machine import reuse_freed_memory
 from .commands import COMMANDS
 from .commands._common import UsageError
 
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=message)
     parser = _parser()
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # large temporaries from the heap instead of fresh, zeroed pages (docs/performance.md)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     logging.getLogger("ponita.datasets").setLevel(logging.INFO)  # progress of first-use data processing

@@ -1,5 +1,6 @@
-"""Kernels: scatter reductions, the receiver-sorted graph format, the fused spatial convolution, and
-:func:`require`, the value check that never waits for the device.
+"""Kernels: scatter reductions, the receiver-sorted graph format, the fused spatial convolution,
+:func:`require`, the value check that never waits for the device, and :func:`flush_denormals`, the
+CPU mode that keeps denormal floats from slowing the kernel basis down.
 
 Backends of :func:`spatial_conv`: ``"reference"`` (plain torch), ``"cpu"`` (chunked, fused) and,
 when Triton is installed, ``"triton"`` (CUDA; its module is imported on first use).
@@ -9,6 +10,7 @@ import importlib.util
 
 from torch import Tensor
 
+from ponita.ops._denormals import denormals_flushed, flush_denormals
 from ponita.ops._receiver_csr import ReceiverCSR, receiver_csr
 from ponita.ops._require import require
 from ponita.ops._scatter import scatter_mean, scatter_sum
@@ -37,6 +39,8 @@ if importlib.util.find_spec("triton") is not None:
 __all__ = [
     "ReceiverCSR",
     "available_backends",
+    "denormals_flushed",
+    "flush_denormals",
     "receiver_csr",
     "register_backend",
     "require",

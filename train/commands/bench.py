@@ -25,6 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench_md.add_argument("--frames", type=int, default=50, help="single evaluations timed (default 50)")
     bench_md.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     bench_md.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
+    bench_md.add_argument("--denormals", choices=("flush", "keep", "both"), default="flush",
+                          help="flush denormal floats to zero as `ponita md` does (default), keep them, or time both")
     bench_md.add_argument("--json", help="also write the results to this JSON file")
     bench_md.set_defaults(handler=_bench_md)
     bench_precision = benchmarks.add_parser(
@@ -58,13 +60,17 @@ def _bench_md(args: argparse.Namespace) -> int:
     model = load_potential(args.checkpoint)
     atoms = md_structure(args, model)
     print(f"{len(atoms)} atoms, {torch.get_num_threads()} thread(s), {args.steps} NVE steps of 0.5 fs")
-    print(f"{'mode':9s} {'first call s':>12s} {'inference ms':>13s} {'MD steps/s':>11s} {'drift eV':>9s}")
+    print(f"{'mode':9s} {'denormals':9s} {'first call s':>12s} {'inference ms':>13s} {'MD steps/s':>11s} "
+          f"{'drift eV':>9s}")
     rows = []
+    denormal_modes = ("flush", "keep") if args.denormals == "both" else (args.denormals,)
     for mode in args.modes:
-        row = benchmark_md(model, atoms, args.steps, args.frames, compile=mode == "compiled")
-        rows.append({"mode": mode, **row})
-        print(f"{mode:9s} {row['first_call_s']:12.1f} {row['inference_ms']:13.2f} {row['md_steps_per_s']:11.0f} "
-              f"{row['md_drift_eV']:9.2e}", flush=True)
+        for denormals in denormal_modes:
+            row = benchmark_md(model, atoms, args.steps, args.frames, compile=mode == "compiled",
+                               flush_denormals=denormals == "flush")
+            rows.append({"mode": mode, "denormals": denormals, **row})
+            print(f"{mode:9s} {denormals:9s} {row['first_call_s']:12.1f} {row['inference_ms']:13.2f} "
+                  f"{row['md_steps_per_s']:11.0f} {row['md_drift_eV']:9.2e}", flush=True)
     if args.json:
         record = {"checkpoint": str(args.checkpoint), "structure": args.structure or f"rMD17 {args.from_data} test "
                   f"frame {args.frame}", "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),

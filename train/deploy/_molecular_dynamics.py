@@ -125,13 +125,14 @@ def run_md(
 
 
 def benchmark_md(model, atoms: Atoms, steps: int = 300, frames: int = 50, compile: bool = False,
-                 timestep: float = 0.5, temperature: float = 300.0) -> dict:
+                 timestep: float = 0.5, temperature: float = 300.0, flush_denormals: bool = True) -> dict:
     """Speed of a potential where users feel it: inference per frame and NVE molecular dynamics.
 
     Runs on a copy of ``atoms`` with a fresh :class:`ponita.models.PonitaCalculator`: one first call
     (with ``compile``, tracing and compiling happen here), ``frames`` timed energy-and-force calls on
     slightly moved positions (median), then ``steps`` of velocity Verlet from ``temperature``, timed as a
-    whole (ASE's integrator and bookkeeping included, as in ``ponita md``).
+    whole (ASE's integrator and bookkeeping included, as in ``ponita md``). ``flush_denormals`` as in
+    :class:`ponita.models.PonitaCalculator`.
 
     Returns:
         ``first_call_s``, ``inference_ms`` (median per frame), ``md_steps_per_s``, ``md_drift_eV`` (max
@@ -142,7 +143,7 @@ def benchmark_md(model, atoms: Atoms, steps: int = 300, frames: int = 50, compil
     from ponita.models import PonitaCalculator
 
     atoms = atoms.copy()
-    atoms.calc = PonitaCalculator(model, compile=compile)
+    atoms.calc = PonitaCalculator(model, compile=compile, flush_denormals=flush_denormals)
     start = time.perf_counter()
     atoms.get_forces()
     first_call = time.perf_counter() - start

@@ -1,0 +1,230 @@
+"""Side by side with the reference PONITA code: one aspirin training step with forces, both in one process.
+
+The reference implementation (github.com/ebekkers/ponita, the paper's code) and ours are built with the
+paper's rMD17 configuration — 20 directions, 128 channels, basis 256, degree 3, 5 layers, widening 4,
+multiple readouts, batch 5, fully connected with self-loops — and step on the same batch of five rMD17
+aspirin frames: forward, forces by ``autograd.grad(create_graph=True)``, the reference's loss
+(energy MSE / λ_F + force MSE, λ_F = 500), backward, an Adam step. Blocks of steps alternate between
+the two so that a change in the machine's load hits both; the table reports the median block, and the
+minor page faults per step (fresh memory pages the kernel had to map and zero).
+
+The reference package is also called ``ponita``; it is copied into a temporary directory as
+``ponita_reference`` (its ``ponita.`` imports rewritten), so both import in one process. It needs
+``torch_scatter`` for one import it does not use in the fibre-bundle model; where no wheel exists a
+plain-torch stand-in of ``scatter_mean`` is put in its place (stated in the output). Its transforms
+define ``__call__``, which newer torch_geometric no longer accepts alone; ``forward`` is set to it.
+
+Ours runs eagerly with the ``auto`` backend (``--ours-compiled`` also times ``compile_step``'s
+traced and compiled loss-and-gradients, :class:`ponita.train.CompiledLoss`).
+
+Usage:
+    git clone https://github.com/ebekkers/ponita /tmp/ponita-reference
+    python benchmarks/bench_reference_ponita.py --reference-dir /tmp/ponita-reference \\
+        --data-dir ../shared/data/rmd17 --threads 1 --blocks 5 --steps 3 [--ours-compiled] [--reuse-freed-memory] \\
+        [--json FILE]
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import re
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+
+HIDDEN, BASIS, LAYERS, NUM_ORI, DEGREE, WIDENING, BATCH, LAMBDA_F = 128, 256, 5, 20, 3, 4, 5, 500.0
+
+
+def import_reference(reference_dir: Path) -> tuple[types.ModuleType, bool]:
+    """The reference package imported as ``ponita_reference``; whether a scatter stand-in was needed."""
+    source = reference_dir / "ponita"
+    if not (source / "models" / "ponita.py").is_file():
+        sys.exit(f"error: {reference_dir} is not a checkout of github.com/ebekkers/ponita (no ponita/models/ponita.py).")
+    target_root = Path(tempfile.mkdtemp(prefix="ponita_reference_"))
+    target = target_root / "ponita_reference"
+    shutil.copytree(source, target)
+    for path in target.rglob("*.py"):
+        text = path.read_text()
+        path.write_text(re.sub(r"\b(from|import) ponita\b", r"\1 ponita_reference", text))
+    stand_in = False
+    try:
+        import torch_scatter  # noqa: F401
+    except ImportError:
+        stand_in = True
+        module = types.ModuleType("torch_scatter")
+
+        def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None):
+            size = int(index.max()) + 1 if dim_size is None else dim_size
+            shape = list(src.shape)
+            shape[dim] = size
+            index = index.view(*([1] * dim), -1, *([1] * (src.dim() - dim - 1))).expand_as(src)
+            total = src.new_zeros(shape).scatter_add_(dim, index, src)
+            count = src.new_zeros(shape).scatter_add_(dim, index, torch.ones_like(src))
+            return total / count.clamp(min=1)
+
+        module.scatter_mean = scatter_mean
+        sys.modules["torch_scatter"] = module
+    sys.path.insert(0, str(target_root))
+    import ponita_reference.models.ponita as reference
+    import ponita_reference.transforms as transforms
+
+    # The reference's transforms define __call__; torch_geometric ≥ 2.4 makes BaseTransform.forward abstract.
+    for value in vars(transforms).values():
+        if isinstance(value, type) and getattr(value, "__abstractmethods__", None) == frozenset({"forward"}):
+            value.forward = value.__call__
+            value.__abstractmethods__ = frozenset()
+    return reference, stand_in
+
+
+def aspirin_batch(data_dir: Path | None) -> Batch:
+    """Five aspirin frames (train_01 frames 0–4), one-hot atom types, fully connected with self-loops."""
+    if data_dir is not None:
+        frames = np.load(data_dir / "rmd17_aspirin_train_01.npz")
+        charges = torch.as_tensor(frames["nuclear_charges"]).long()
+        coords = torch.as_tensor(frames["coords"][:BATCH], dtype=torch.float32)
+        energies = torch.as_tensor(frames["energies"][:BATCH], dtype=torch.float32)
+        forces = torch.as_tensor(frames["forces"][:BATCH], dtype=torch.float32)
+    else:  # aspirin's sizes and composition with random coordinates
+        generator = torch.Generator().manual_seed(0)
+        charges = torch.tensor([6] * 9 + [8] * 4 + [1] * 8)
+        coords = torch.rand(BATCH, 21, 3, generator=generator) * 4.0
+        energies, forces = torch.zeros(BATCH), torch.randn(BATCH, 21, 3, generator=generator)
+    types_ = torch.unique(charges, return_inverse=True)[1]
+    one_hot = torch.nn.functional.one_hot(types_, 9).float()
+    n = charges.numel()
+    edges = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")).reshape(2, -1)
+    graphs = [Data(pos=coords[i], x=one_hot, edge_index=edges, energy=energies[i:i + 1], force=forces[i])
+              for i in range(BATCH)]
+    return Batch.from_data_list(graphs)
+
+
+def reference_model(reference: types.ModuleType, batch: Batch) -> torch.nn.Module:
+    with contextlib.redirect_stderr(io.StringIO()):  # the progress bar of its repulsion grid
+        model = reference.Ponita(9, HIDDEN, 1, LAYERS, output_dim_vec=0, radius=None, num_ori=NUM_ORI,
+                                 basis_dim=BASIS, degree=DEGREE, widening_factor=WIDENING, layer_scale=None,
+                                 task_level="graph", multiple_readouts=True, lift_graph=True)
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # materialise the LazyLinear layers
+        model(batch.clone())
+    return model
+
+
+def our_model(batch: Batch) -> torch.nn.Module:
+    from ponita import Ponita
+
+    return Ponita(input_dim=9, hidden_dim=HIDDEN, output_dim=1, num_layers=LAYERS, num_ori=NUM_ORI,
+                  basis_dim=BASIS, degree=DEGREE, widening_factor=WIDENING, layer_scale=None,
+                  multiple_readouts=True, radius=None, task_level="graph")
+
+
+def loss_fn(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """The reference's md17 loss: forces by autograd with create_graph, energy MSE / λ_F + force MSE."""
+    inputs = batch.clone()
+    pos = inputs.pos.clone().requires_grad_(True)
+    inputs.pos = pos
+    energy = model(inputs)[0].squeeze(-1)
+    force = -torch.autograd.grad(energy, pos, torch.ones_like(energy), create_graph=True)[0]
+    energy_loss = ((energy - batch.energy) ** 2).mean()
+    force_loss = ((force - batch.force) ** 2).sum(-1).mean() / 3.0
+    return energy_loss / LAMBDA_F + force_loss
+
+
+def eager_step(model: torch.nn.Module, batch: Batch):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss_fn(model, batch).backward()
+        optimizer.step()
+
+    return step
+
+
+def compiled_step(model: torch.nn.Module, batch: Batch):
+    """Our model's loss and weight gradients traced once with make_fx and compiled (``compile_step: true``)."""
+    from ponita.train import CompiledLoss
+
+    compiled = CompiledLoss(loss_fn)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        compiled(model, batch).backward()
+        optimizer.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference-dir", type=Path, required=True, help="a checkout of github.com/ebekkers/ponita")
+    parser.add_argument("--data-dir", type=Path, default=None, help="rMD17 directory (default: random coordinates)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="steps per block")
+    parser.add_argument("--ours-compiled", action="store_true", help="also time our compiled training step")
+    parser.add_argument("--reuse-freed-memory", action="store_true",
+                        help="tune glibc's malloc as the ponita command does (ponita.train.reuse_freed_memory); "
+                             "it speeds up both codes alike")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.reuse_freed_memory:
+        from ponita.train import reuse_freed_memory
+
+        reuse_freed_memory()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    reference, stand_in = import_reference(args.reference_dir)
+    logging.getLogger().setLevel(logging.ERROR)
+    batch = aspirin_batch(args.data_dir)
+    steps = {"reference PONITA code": eager_step(reference_model(reference, batch), batch),
+             "ours (eager)": eager_step(our_model(batch), batch)}
+    if args.ours_compiled:
+        steps["ours (compile_step)"] = compiled_step(our_model(batch), batch)
+    with contextlib.redirect_stdout(io.StringIO()):  # warm-up: calibration ("Callibrating..."), compilation
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    faults: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.blocks):
+        for name, step in steps.items():
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            times[name].append((time.perf_counter() - start) / args.steps)
+            faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.steps)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["reference PONITA code"]
+    from ponita.train._machine import machine_summary
+
+    machine = machine_summary(args.threads)
+    print(f"machine: {machine}; torch {torch.__version__}, fp32"
+          + ("; malloc tuned (reuse_freed_memory)" if args.reuse_freed_memory else ""))
+    if stand_in:
+        print("torch_scatter: not installed; a plain-torch scatter_mean stands in (unused by the fibre-bundle model)")
+    print(f"aspirin, batch {BATCH} × 21 atoms, fully connected + self-loops, O={NUM_ORI}, C={HIDDEN}, B={BASIS}, "
+          f"{LAYERS} layers; median of {args.blocks} alternating blocks of {args.steps} steps")
+    print(f"{'':28s} {'s / step':>9s} {'speed-up':>9s} {'page faults / step':>19s}")
+    for name, seconds in medians.items():
+        print(f"{name:28s} {seconds:9.3f} {base / seconds:8.2f}× {statistics.median(faults[name]):19,.0f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine, "threads": args.threads, "reuse_freed_memory": args.reuse_freed_memory,
+                                         "date": time.strftime("%Y-%m-%d"), "seconds": times, "page_faults": faults,
+                                         "median_seconds": medians}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
