@@ -139,27 +139,14 @@ def loss_fn(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return energy_loss / LAMBDA_F + force_loss
 
 
-def eager_step(model: torch.nn.Module, batch: Batch):
+def training_step(model: torch.nn.Module, batch: Batch, loss=loss_fn):
+    """One Adam step on ``loss(model, batch)``; ``loss`` may be :class:`ponita.train.CompiledLoss` of
+    :func:`loss_fn` (the loss and weight gradients traced once with make_fx and compiled: ``compile_step``)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
 
     def step() -> None:
         optimizer.zero_grad()
-        loss_fn(model, batch).backward()
-        optimizer.step()
-
-    return step
-
-
-def compiled_step(model: torch.nn.Module, batch: Batch):
-    """Our model's loss and weight gradients traced once with make_fx and compiled (``compile_step: true``)."""
-    from ponita.train import CompiledLoss
-
-    compiled = CompiledLoss(loss_fn)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-
-    def step() -> None:
-        optimizer.zero_grad()
-        compiled(model, batch).backward()
+        loss(model, batch).backward()
         optimizer.step()
 
     return step
@@ -188,10 +175,12 @@ def main() -> None:
     reference, stand_in = import_reference(args.reference_dir)
     logging.getLogger().setLevel(logging.ERROR)
     batch = aspirin_batch(args.data_dir)
-    steps = {"reference PONITA code": eager_step(reference_model(reference, batch), batch),
-             "ours (eager)": eager_step(our_model(batch), batch)}
+    steps = {"reference PONITA code": training_step(reference_model(reference, batch), batch),
+             "ours (eager)": training_step(our_model(batch), batch)}
     if args.ours_compiled:
-        steps["ours (compile_step)"] = compiled_step(our_model(batch), batch)
+        from ponita.train import CompiledLoss
+
+        steps["ours (compile_step)"] = training_step(our_model(batch), batch, CompiledLoss(loss_fn))
     with contextlib.redirect_stdout(io.StringIO()):  # warm-up: calibration ("Callibrating..."), compilation
         for step in steps.values():
             step()
