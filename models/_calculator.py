@@ -69,6 +69,20 @@ class PonitaCalculator(Calculator):
         """A calculator for the potential saved at ``path`` (see :func:`ponita.models.load_potential`)."""
         return cls(load_potential(path, map_location=device), device=device, compile=compile)
 
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """What changed since the last calculation; fast when only the positions did (a step of dynamics).
+
+        ASE's own comparison (``isclose`` on every array the atoms carry) costs about as much as a
+        compiled evaluation of a small molecule. This potential depends on the numbers and positions only
+        (and refuses periodic cells), so with the same numbers, cell and boundary conditions an exact
+        comparison of the positions decides; anything else goes to ASE's check.
+        """
+        previous = self.atoms
+        if (previous is None or len(previous) != len(atoms) or not np.array_equal(previous.numbers, atoms.numbers)
+                or not np.array_equal(previous.pbc, atoms.pbc) or not np.array_equal(previous.cell, atoms.cell)):
+            return super().check_state(atoms, tol)
+        return [] if np.array_equal(previous.positions, atoms.positions) else ["positions"]
+
     def calculate(
         self,
         atoms: Atoms | None = None,

@@ -53,7 +53,11 @@ def compile_energy_and_forces(
         return energies.detach(), forces.detach()
 
     graph = make_fx(energy_and_forces, tracing_mode="real")(example_pos.detach())  # weights become constants
-    # On the CPU, Inductor's C++ wrapper calls the graph's ~60 kernels without a Python frame each:
-    # 11 % less time per MD step of the aspirin potential (one thread), at a longer first compile.
-    options = {"cpp_wrapper": True} if backend == "inductor" and example_pos.device.type == "cpu" else None
-    return torch.compile(graph, fullgraph=True, backend=backend, dynamic=False, options=options)
+    if backend == "inductor" and hasattr(torch._inductor, "compile"):
+        # The traced graph straight to Inductor, without TorchDynamo's frame evaluation and guards around every
+        # call (0.15 ms of a 0.8 ms aspirin call on one thread). On the CPU, Inductor's C++ wrapper calls the
+        # graph's ~60 kernels without a Python frame each (11 % less time per call), at a longer first compile.
+        options = {"cpp_wrapper": True} if example_pos.device.type == "cpu" else None
+        compiled = torch._inductor.compile(graph, [example_pos.detach()], options=options)
+        return lambda pos: tuple(compiled(pos))
+    return torch.compile(graph, fullgraph=True, backend=backend, dynamic=False)

@@ -131,3 +131,45 @@ def test_compiled_calculator_refuses_a_lifted_space_with_a_radius(traced_without
     atoms.calc = PonitaCalculator(model.double(), compile=True)
     with pytest.raises(ValueError, match="compile=False"):
         atoms.get_forces()
+
+
+def test_inductor_compiled_energy_and_forces_match_eager() -> None:
+    """The default backend: the traced graph compiled by Inductor (C++ wrapper on the CPU), called without Dynamo."""
+    from ponita.models import compile_energy_and_forces
+
+    torch.manual_seed(0)
+    model = tiny_potential().eval()
+    atoms = ethanol()
+    z, pos = torch.as_tensor(atoms.numbers), torch.as_tensor(atoms.positions, dtype=torch.float32)
+    edges = model.network.static_edges(len(atoms))
+    compiled = compile_energy_and_forces(lambda p: model.energy(Data(z=z, pos=p, edge_index=edges), p), pos)
+    for shift in (0.0, 0.05):
+        moved = pos + shift
+        energy, forces = compiled(moved)
+        eager_energy, eager_forces = model(Data(z=z, pos=moved))
+        assert torch.allclose(energy, eager_energy.detach(), rtol=1e-5)
+        assert torch.allclose(forces, eager_forces.detach(), atol=1e-4 * float(eager_forces.abs().max()))
+
+
+def test_the_fast_state_check_sees_every_change_that_matters() -> None:
+    atoms = ethanol()
+    calculator = PonitaCalculator(tiny_potential().double())
+    atoms.calc = calculator
+    calls = []
+    original = calculator.calculate
+    calculator.calculate = lambda *args, **kwargs: (calls.append(1), original(*args, **kwargs))[1]
+    energy = atoms.get_potential_energy()
+    atoms.get_forces()
+    assert len(calls) == 1  # same atoms: cached
+    atoms.positions[0, 0] += 0.01
+    assert atoms.get_potential_energy() != energy and len(calls) == 2
+    assert calculator.check_state(atoms) == []
+    changed = atoms.copy()
+    changed.numbers[0] = 1 if changed.numbers[0] != 1 else 6
+    assert "numbers" in calculator.check_state(changed)
+    changed = atoms.copy()
+    changed.cell = [10.0, 10.0, 10.0]
+    assert "cell" in calculator.check_state(changed)
+    atoms.pbc = True
+    with pytest.raises(ValueError, match="pbc"):
+        atoms.get_potential_energy()
