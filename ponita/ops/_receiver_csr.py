@@ -17,12 +17,17 @@ class ReceiverCSR(NamedTuple):
         dst: receiver of each edge (non-decreasing), ``[E]``.
         row_ptr: edges of receiver ``i`` are ``row_ptr[i]:row_ptr[i + 1]``, ``[N + 1]``.
         num_nodes: ``N``.
+        sender_order: the edges (indices into ``src``/``dst``) sorted by sender, receivers ascending within a
+            sender, ``[E]``: the transposed graph, which the backward of a convolution sums over.
+        sender_ptr: edges of sender ``j`` are ``sender_order[sender_ptr[j]:sender_ptr[j + 1]]``, ``[N + 1]``.
     """
 
     src: Tensor
     dst: Tensor
     row_ptr: Tensor
     num_nodes: int
+    sender_order: Tensor
+    sender_ptr: Tensor
 
     @property
     def num_edges(self) -> int:
@@ -50,6 +55,8 @@ def receiver_csr(edge_index: Tensor, num_nodes: int) -> tuple[ReceiverCSR, Tenso
         >>> csr, perm = receiver_csr(torch.tensor([[1, 0, 2], [0, 2, 0]]), 3)
         >>> csr.src, csr.row_ptr, perm
         (tensor([1, 2, 0]), tensor([0, 2, 2, 3]), tensor([0, 2, 1]))
+        >>> csr.sender_order, csr.sender_ptr  # edge 2 (0 → 2), then 0 (1 → 0), then 1 (2 → 0)
+        (tensor([2, 0, 1]), tensor([0, 1, 2, 3]))
     """
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(
@@ -66,12 +73,15 @@ def receiver_csr(edge_index: Tensor, num_nodes: int) -> tuple[ReceiverCSR, Tenso
 def receiver_csr_unchecked(edge_index: Tensor, num_nodes: int) -> tuple[ReceiverCSR, Tensor]:
     """:func:`receiver_csr` for an ``edge_index`` already checked by the caller.
 
-    No host synchronisation and no data-dependent shape: the sort is an ``argsort`` and the row
-    pointer a ``searchsorted`` of the sorted receivers, so ``torch.compile(fullgraph=True)`` captures it.
+    No host synchronisation and no data-dependent shape: the sorts are ``argsort``s and the row
+    pointers ``searchsorted``s of the sorted indices, so ``torch.compile(fullgraph=True)`` captures it.
+    The sender order is built here, once per forward pass, for every backward that sums at senders.
     """
     src, dst = edge_index[0], edge_index[1]  # [E], [E]
     perm = torch.argsort(dst * max(num_nodes, 1) + src, stable=True)  # [E]
     src, dst = src[perm], dst[perm]
     nodes = torch.arange(num_nodes + 1, dtype=dst.dtype, device=dst.device)  # [N + 1]
     row_ptr = torch.searchsorted(dst, nodes)  # [N + 1]: first edge whose receiver is ≥ i
-    return ReceiverCSR(src, dst, row_ptr, num_nodes), perm
+    sender_order = torch.argsort(src, stable=True)  # [E]; stable: receivers stay ascending within a sender
+    sender_ptr = torch.searchsorted(src[sender_order], nodes)  # [N + 1]
+    return ReceiverCSR(src, dst, row_ptr, num_nodes, sender_order, sender_ptr), perm

@@ -4,8 +4,8 @@ The slot kernels of :mod:`ponita.ops._fused_spatial_conv` (so backward and doubl
 reuse them) are:
 
 - ``_csr_conv_kernel``: one program per (node, orientation, channel tile) walks the node's
-  incoming edges (receiver CSR, for ``conv``) or outgoing edges (sender CSR, for
-  ``conv_transpose``) in blocks; per block it forms the kernel :math:`\varphi W` with ``tl.dot``,
+  incoming edges (receiver CSR, for ``conv``) or outgoing edges (the sender order built with the
+  graph, ``ReceiverCSR.sender_order``/``sender_ptr``, for ``conv_transpose``) in blocks; per block it forms the kernel :math:`\varphi W` with ``tl.dot``,
   multiplies by the gathered neighbour features and sums in registers. Nothing per edge reaches
   memory, and each output row is written once, so the sum is deterministic (no atomics).
 - ``_basis_grad_kernel``: per (edge block, orientation, basis tile),
@@ -252,10 +252,8 @@ def _conv(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tenso
 
 
 def _conv_transpose(g: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
-    by_sender = torch.argsort(graph.src, stable=True)  # [E], sender-sorted edge ids
-    counts = torch.bincount(graph.src, minlength=graph.num_nodes)  # [N]
-    row_ptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])  # [N + 1]
-    return _csr_conv(g, basis, weight, row_ptr, by_sender, graph.dst[by_sender])
+    by_sender = graph.sender_order  # [E], built with the graph: no sort and no host sync per call
+    return _csr_conv(g, basis, weight, graph.sender_ptr, by_sender, graph.dst[by_sender])
 
 
 def _basis_grad(g: Tensor, x: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:

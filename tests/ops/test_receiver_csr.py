@@ -34,3 +34,15 @@ def test_receiver_csr_rejects_bad_shape_and_out_of_range_indices():
         receiver_csr(torch.zeros(3, 4, dtype=torch.long), 5)
     with pytest.raises(ValueError, match=r"outside \[0, 3\).*max 3"):
         receiver_csr(torch.tensor([[0, 3], [1, 2]]), 3)
+
+
+def test_the_sender_order_lists_each_senders_edges_by_receiver() -> None:
+    generator = torch.Generator().manual_seed(0)
+    edge_index = torch.randint(0, 7, (2, 40), generator=generator)
+    csr, _ = receiver_csr(edge_index, 9)  # nodes 7 and 8 have no edges
+    assert sorted(csr.sender_order.tolist()) == list(range(40))
+    for sender in range(9):
+        edges = csr.sender_order[csr.sender_ptr[sender]:csr.sender_ptr[sender + 1]]
+        assert (csr.src[edges] == sender).all()
+        assert edges.tolist() == sorted(edges.tolist())  # receivers ascending, as in the receiver order
+        assert len(edges) == int((edge_index[0] == sender).sum())
