@@ -2,6 +2,7 @@
 
 from ponita.nn._convnext_block import ConvNextBlock
 from ponita.nn._fibre_bundle_conv import FibreBundleConv
+from ponita.nn._gelu import GELU
 from ponita.nn._kernel_basis import KernelBasis
 from ponita.nn._kernel_inputs import KernelInputs
 from ponita.nn._lifting import lift_scalars, lift_vectors
@@ -13,6 +14,7 @@ from ponita.nn._readout import SphericalTensorReadout, scalar_readout, vector_re
 __all__ = [
     "ConvNextBlock",
     "FibreBundleConv",
+    "GELU",
     "KernelBasis",
     "KernelInputs",
     "PointCloudConv",

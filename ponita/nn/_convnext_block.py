@@ -4,6 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from ponita.nn._fibre_bundle_conv import FibreBundleConv
+from ponita.nn._gelu import GELU
 from ponita.nn._kernel_inputs import KernelInputs
 from ponita.nn._point_cloud_conv import PointCloudConv
 
@@ -44,7 +45,7 @@ class ConvNextBlock(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.mlp = nn.Sequential(
             nn.Linear(channels, widening_factor * channels),
-            nn.GELU(),
+            GELU(),
             nn.Linear(widening_factor * channels, channels),
         )
         self.layer_scale_init = layer_scale

@@ -2,6 +2,7 @@
 
 from torch import Tensor, nn
 
+from ponita.nn._gelu import GELU
 from ponita.nn._polynomial_features import PolynomialFeatures
 
 
@@ -34,9 +35,9 @@ class KernelBasis(nn.Module):
         self.polynomial = PolynomialFeatures(degree)
         self.mlp = nn.Sequential(
             nn.Linear(self.polynomial.num_features(num_invariants), hidden_dim),
-            nn.GELU(),
+            GELU(),
             nn.Linear(hidden_dim, basis_dim),
-            nn.GELU(),
+            GELU(),
         )
         self.reset_parameters()
 
