@@ -3,7 +3,7 @@ r"""The ``"triton"`` backend of the spatial convolution: the four slot kernels a
 The slot kernels of :mod:`ponita.ops._fused_spatial_conv` (so backward and double backward
 reuse them) are:
 
-- ``_csr_conv_kernel``: one program per (node, orientation, channel tile) walks the node's
+- ``_csr_conv_kernel``: one program per (node, channel tile, orientation), channel tiles adjacent, walks the node's
   incoming edges (receiver CSR, for ``conv``) or outgoing edges (the sender order built with the
   graph, ``ReceiverCSR.sender_order``/``sender_ptr``, for ``conv_transpose``) in blocks; per block it forms the kernel :math:`\varphi W` with ``tl.dot``,
   multiplies by the gathered neighbour features and sums in registers. Nothing per edge reaches
@@ -56,9 +56,13 @@ def _csr_conv_kernel(
     BLOCK_B: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    node = tl.program_id(0)
+    # The channel tile is the fastest-varying program index: the programs of one (node, orientation) run
+    # side by side and read the same basis rows [E_i, B], which then come from cache instead of memory once
+    # per channel tile. (Node × tile share grid axis 0, whose range, unlike axes 1 and 2, fits any graph.)
+    num_channel_tiles = tl.cdiv(channels, BLOCK_C)
+    node = tl.program_id(0) // num_channel_tiles
     ori = tl.program_id(1)
-    offs_c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
+    offs_c = (tl.program_id(0) % num_channel_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
     mask_c = offs_c < channels
     start = tl.load(row_ptr_ptr + node)
     stop = tl.load(row_ptr_ptr + node + 1)
@@ -236,7 +240,7 @@ def _csr_conv(
     out = torch.empty_like(features)  # [N, O, C]
     if num_nodes == 0 or num_ori == 0 or channels == 0:
         return out
-    grid = (num_nodes, num_ori, triton.cdiv(channels, _BLOCK_CHANNELS))
+    grid = (num_nodes * triton.cdiv(channels, _BLOCK_CHANNELS), num_ori)
     _csr_conv_kernel[grid](
         features, basis, weight, out, row_ptr, edge_ids, neighbours,
         num_ori, channels, basis.shape[2],
