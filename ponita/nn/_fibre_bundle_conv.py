@@ -130,7 +130,7 @@ class FibreBundleConv(nn.Module):
     def _full_conv(self, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Tensor:
         num_ori = x.shape[1]
         kernel = basis @ self.weight  # [E, O, O, C]: receiver orientation p, sender orientation o
-        messages = torch.einsum("epoc,eoc->epc", kernel, x[graph.src]) / num_ori  # [E, O, C]
+        messages = torch.einsum("epoc,eoc->epc", kernel, x.index_select(0, graph.src)) / num_ori  # [E, O, C]
         return scatter_sum(messages, graph.dst, graph.num_nodes)  # [N, O, C]
 
     @torch.no_grad()

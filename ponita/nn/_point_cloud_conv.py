@@ -62,7 +62,7 @@ class PointCloudConv(nn.Module):
             y = spatial_conv(x.unsqueeze(1), basis.unsqueeze(1), self.weight, graph).squeeze(1)  # [N, C]
         else:
             kernel = (basis @ self.weight).unflatten(-1, (self.channels, self.channels))  # [E, C, C]
-            messages = torch.einsum("ecd,ec->ed", kernel, x[graph.src])  # [E, C]
+            messages = torch.einsum("ecd,ec->ed", kernel, x.index_select(0, graph.src))  # [E, C]
             y = scatter_sum(messages, graph.dst, graph.num_nodes)  # [N, C]
         return y if self.bias is None else y + self.bias
 
