@@ -22,9 +22,9 @@ operand, so a backend supplies four kernels, one per slot, and this module compo
 
 Because each slot is linear in each operand, the backward of slot :math:`s` with respect to
 operand :math:`t` given the incoming gradient :math:`u` is slot :math:`t` evaluated with :math:`u`
-in place of slot :math:`s`. The backward is therefore built from the same autograd function, so
-double (and higher) backward works, and nothing of size ``[E, O, C]`` is saved: only the three
-operands, which the caller holds anyway.
+in place of slot :math:`s`. :class:`FusedOps` registers the four slots as PyTorch operators whose
+autograd formulas are the other slots, so double (and higher) backward works, ``torch.compile`` keeps
+them, and nothing of size ``[E, O, C]`` is saved: only the three operands, which the caller holds anyway.
 """
 
 from collections.abc import Callable
@@ -55,64 +55,97 @@ class FusedKernels(NamedTuple):
     weight_grad: SlotKernel
 
 
-class _Slot(torch.autograd.Function):
-    """One slot of :math:`T`; its backward calls this function again on other slots."""
+_SLOT_NAMES = ("conv", "conv_transpose", "basis_grad", "weight_grad")
 
-    @staticmethod
-    def forward(
-        ctx: Any, kernels: FusedKernels, graph: ReceiverCSR, slot: int, *operands: Tensor
-    ) -> Tensor:
-        ctx.kernels, ctx.graph, ctx.slot = kernels, graph, slot
-        ctx.save_for_backward(*operands)
-        return kernels[slot](*operands, graph)
 
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        full = list(ctx.saved_tensors)
-        full.insert(ctx.slot, grad)  # (g, x, basis, weight) with the incoming gradient in place
-        other_slots = [s for s in range(4) if s != ctx.slot]
+class FusedOps:
+    """A backend's four slot kernels registered as PyTorch operators, ``ponita::<name>_<slot>``.
+
+    Each operator (:func:`torch.library.custom_op`) has a shape function, so ``torch.compile`` (also with
+    ``fullgraph=True``) and CUDA-graph capture keep it as one opaque call instead of falling back or
+    breaking the graph, and an autograd formula made of the other slots, so it is differentiable to any
+    order. The graph travels as its tensors and node count.
+
+    Args:
+        kernels: the backend's slot kernels.
+        name: the operators' prefix; one registration per name and process.
+
+    Example:
+        >>> from ponita.ops._spatial_conv_cpu import CPU_KERNELS
+        >>> from ponita.ops import receiver_csr
+        >>> ops = FusedOps(CPU_KERNELS, "doctest_cpu")
+        >>> graph, _ = receiver_csr(torch.tensor([[0, 1], [1, 0]]), 2)
+        >>> ops(torch.ones(2, 1, 3), torch.ones(2, 1, 2), torch.ones(2, 3), graph)
+        tensor([[[2., 2., 2.]],
+        <BLANKLINE>
+                [[2., 2., 2.]]])
+    """
+
+    def __init__(self, kernels: FusedKernels, name: str) -> None:
+        self.name = name
+        self.slots = [self._define(slot, kernel) for slot, kernel in enumerate(kernels)]
+
+    def __call__(self, x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
+        """The convolution (slot ``conv``); see :func:`~ponita.ops.spatial_conv_reference`.
+
+        Shapes:
+            x ``[N, O, C]``, basis ``[E, O, B]``, weight ``[B, C]`` → ``[N, O, C]``
+        """
+        return self.slots[0](x, basis, weight, *_graph_tensors(graph), graph.num_nodes)
+
+    def _define(self, slot: int, kernel: SlotKernel):
+        def run(a: Tensor, b: Tensor, c: Tensor, src: Tensor, dst: Tensor, row_ptr: Tensor, sender_order: Tensor,
+                sender_ptr: Tensor, num_nodes: int) -> Tensor:
+            return kernel(a, b, c, ReceiverCSR(src, dst, row_ptr, num_nodes, sender_order, sender_ptr))
+
+        op = torch.library.custom_op(f"ponita::{self.name}_{_SLOT_NAMES[slot]}", run, mutates_args=())
+        op.register_fake(lambda *args: _output_like(slot, *args))
+        op.register_autograd(lambda ctx, grad: self._backward(slot, ctx, grad), setup_context=_save_operands)
+        return op
+
+    def _backward(self, slot: int, ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        """Slot ``slot``'s gradient with respect to each operand: another slot, with ``grad`` in its place."""
+        *operands, src, dst, row_ptr, sender_order, sender_ptr = ctx.saved_tensors
+        full = list(operands)
+        full.insert(slot, grad)  # (g, x, basis, weight) with the incoming gradient in place
+        graph = (src, dst, row_ptr, sender_order, sender_ptr, ctx.num_nodes)
         grads: list[Tensor | None] = []
-        for position, target in enumerate(other_slots):
-            if _engine_needs(ctx, 3 + position):
-                operands = [full[s] for s in range(4) if s != target]
-                grads.append(_Slot.apply(ctx.kernels, ctx.graph, target, *operands))
+        for position, target in enumerate(s for s in range(4) if s != slot):
+            if _engine_needs(ctx, position):
+                grads.append(self.slots[target](*(full[s] for s in range(4) if s != target), *graph))
             else:
                 grads.append(None)
-        return (None, None, None, *grads)
+        return (*grads, None, None, None, None, None, None)
+
+
+def _graph_tensors(graph: ReceiverCSR) -> tuple[Tensor, ...]:
+    return graph.src, graph.dst, graph.row_ptr, graph.sender_order, graph.sender_ptr
+
+
+def _save_operands(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    ctx.save_for_backward(*inputs[:8])
+    ctx.num_nodes = inputs[8]
+
+
+def _output_like(slot: int, a: Tensor, b: Tensor, c: Tensor, src: Tensor, *graph: object) -> Tensor:
+    """The output of slot ``slot`` without computing it (for tracing): shapes from the operands."""
+    if slot in (0, 1):  # conv (x, φ, W), conv_transpose (g, φ, W): [N, O, C]
+        return torch.empty_like(a)
+    if slot == 2:  # basis_grad (g, x, W): [E, O, B]
+        return a.new_empty((src.shape[0], a.shape[1], c.shape[0]))
+    return a.new_empty((c.shape[2], a.shape[2]))  # weight_grad (g, x, φ): [B, C]
 
 
 def _engine_needs(ctx: Any, index: int) -> bool:
-    """Whether the running backward uses the gradient of input ``index``: it requires one, and the engine will
+    """Whether the running backward uses the gradient of operand ``index``: it requires one, and the engine will
     execute the node it flows into. ``autograd.grad(energy, pos)`` (forces) thus skips the weight gradient,
     a full contraction per layer that ``needs_input_grad`` alone would compute and autograd would discard."""
     if not ctx.needs_input_grad[index]:
         return False
-    # next_functions lists the tensor inputs only: the operands, which come after (kernels, graph, slot).
-    node = ctx.next_functions[index - (len(ctx.needs_input_grad) - len(ctx.next_functions))][0]
+    node = ctx.next_functions[index][0]  # the operands are the operator's first inputs
     if node is None:
         return True
     try:
         return torch._C._will_engine_execute_node(node)
     except RuntimeError:  # a leaf that autograd.grad was asked about: needed
         return True
-
-
-def fused_spatial_conv(
-    kernels: FusedKernels, x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR
-) -> Tensor:
-    """Spatial convolution through a backend's slot kernels, differentiable to any order.
-
-    Args:
-        kernels: the backend's four slot kernels.
-        x: node features.
-        basis: kernel basis, edges in ``graph`` order.
-        weight: basis-to-channel weights.
-        graph: receiver-sorted graph.
-
-    Returns:
-        The aggregated messages, as :func:`~ponita.ops.spatial_conv_reference`.
-
-    Shapes:
-        x ``[N, O, C]``, basis ``[E, O, B]``, weight ``[B, C]`` → ``[N, O, C]``
-    """
-    return _Slot.apply(kernels, graph, 0, x, basis, weight)

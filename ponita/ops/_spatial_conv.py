@@ -15,7 +15,9 @@ the others are tested against. :func:`spatial_conv` picks a backend from the arg
 innermost :func:`use_backend` context, else automatically: the fused backend of the device (``"cpu"``
 or ``"triton"``) when the ``[E, O, C]`` messages of one call would exceed :data:`FUSED_MIN_BYTES`
 (CPU) or :data:`FUSED_MIN_BYTES_CUDA` (GPU), else ``"reference"``; under ``torch.compile``
-always ``"reference"``, whose plain-torch ops the compiler fuses itself.
+always ``"reference"``, whose plain-torch ops the compiler fuses itself. A fused backend chosen
+explicitly is a registered operator (``ponita::cpu_conv``, ``ponita::triton_conv`` and their slots, see
+:class:`~ponita.ops._fused_spatial_conv.FusedOps`), which ``torch.compile`` and CUDA graphs keep whole.
 """
 
 import contextlib

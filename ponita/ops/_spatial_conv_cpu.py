@@ -14,7 +14,7 @@ cast back to the input dtype.
 import torch
 from torch import Tensor
 
-from ponita.ops._fused_spatial_conv import FusedKernels, fused_spatial_conv
+from ponita.ops._fused_spatial_conv import FusedKernels, FusedOps
 from ponita.ops._receiver_csr import ReceiverCSR
 
 # Numbers in one chunk's largest temporary, [E_chunk, O, max(B, C)]: 2**19 float32 = 2 MB.
@@ -90,6 +90,7 @@ def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Ten
 
 
 CPU_KERNELS = FusedKernels(_conv, _conv_transpose, _basis_grad, _weight_grad)
+CPU_OPS = FusedOps(CPU_KERNELS, "cpu")  # ponita::cpu_conv, ponita::cpu_conv_transpose, ...
 
 
 def spatial_conv_cpu(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
@@ -110,4 +111,4 @@ def spatial_conv_cpu(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCS
     Shapes:
         x ``[N, O, C]``, basis ``[E, O, B]``, weight ``[B, C]`` → ``[N, O, C]``
     """
-    return fused_spatial_conv(CPU_KERNELS, x, basis, weight, graph)
+    return CPU_OPS(x, basis, weight, graph)

@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ponita.ops._fused_spatial_conv import FusedKernels, fused_spatial_conv
+from ponita.ops._fused_spatial_conv import FusedKernels, FusedOps
 from ponita.ops._receiver_csr import ReceiverCSR
 
 _BLOCK_EDGES = 32
@@ -302,6 +302,7 @@ def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Ten
 
 
 TRITON_KERNELS = FusedKernels(_conv, _conv_transpose, _basis_grad, _weight_grad)
+TRITON_OPS = FusedOps(TRITON_KERNELS, "triton")  # ponita::triton_conv, ...: kept whole by torch.compile and CUDA graphs
 
 
 def spatial_conv_triton(x: Tensor, basis: Tensor, weight: Tensor, graph: ReceiverCSR) -> Tensor:
@@ -324,4 +325,4 @@ def spatial_conv_triton(x: Tensor, basis: Tensor, weight: Tensor, graph: Receive
     Shapes:
         x ``[N, O, C]``, basis ``[E, O, B]``, weight ``[B, C]`` → ``[N, O, C]``
     """
-    return fused_spatial_conv(TRITON_KERNELS, x, basis, weight, graph)
+    return TRITON_OPS(x, basis, weight, graph)

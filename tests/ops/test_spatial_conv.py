@@ -142,7 +142,8 @@ def test_cpu_saves_no_edge_by_channel_tensor_for_backward():
     saved_shapes = []
 
     def pack(tensor):
-        saved_shapes.append(tuple(tensor.shape))
+        if tensor.is_floating_point():  # besides the graph's index tensors ([E], [N + 1])
+            saved_shapes.append(tuple(tensor.shape))
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
@@ -247,12 +248,13 @@ def test_force_style_gradients_skip_the_slots_autograd_discards(monkeypatch):
     def counted(name, kernel):
         return lambda *args: calls.append(name) or kernel(*args)
 
-    counting = _fused_spatial_conv.FusedKernels(*(counted(n, k) for n, k in zip(kernels._fields, kernels)))
+    counting = _fused_spatial_conv.FusedOps(
+        _fused_spatial_conv.FusedKernels(*(counted(n, k) for n, k in zip(kernels._fields, kernels))), "counting")
     graph, _ = receiver_csr(torch.randint(0, 9, (2, 40)), 9)
     x, basis, weight = _inputs(graph, 3, 4, 5, torch.float64)
 
-    def energy(backend_kernels):
-        return _fused_spatial_conv.fused_spatial_conv(backend_kernels, x, basis, weight, graph).square().sum()
+    def energy(ops):
+        return ops(x, basis, weight, graph).square().sum()
 
     grads = torch.autograd.grad(energy(counting), (x, basis))
     assert calls == ["conv", "conv_transpose", "basis_grad"]  # no weight_grad
@@ -262,3 +264,28 @@ def test_force_style_gradients_skip_the_slots_autograd_discards(monkeypatch):
     calls.clear()
     energy(counting).backward()
     assert sorted(calls) == ["basis_grad", "conv", "conv_transpose", "weight_grad"]
+
+
+def test_torch_compile_keeps_the_fused_op_as_one_operator():
+    """The fused CPU op is a registered operator: captured whole with fullgraph=True, same values and gradients."""
+    graph, _ = receiver_csr(torch.randint(0, 9, (2, 40), generator=torch.Generator().manual_seed(0)), 9)
+    x, basis, weight = _inputs(graph, 3, 4, 5, torch.float64)
+    targets = []
+
+    def recording_backend(graph_module, example_inputs):
+        targets.extend(str(node.target) for node in graph_module.graph.nodes)
+        return graph_module.forward
+
+    def loss(x, basis, weight):
+        return spatial_conv(x, basis, weight, graph, backend="cpu").square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, backend=recording_backend)
+    value = compiled(x, basis, weight)
+    assert any("ponita.cpu_conv" in target for target in targets), targets
+    expected = loss(x, basis, weight)
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-12)
+    compiled_grads = torch.autograd.grad(torch.compile(loss, fullgraph=True, backend="aot_eager")(x, basis, weight),
+                                         (x, basis, weight))
+    for a, e in zip(compiled_grads, torch.autograd.grad(expected, (x, basis, weight))):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
