@@ -37,7 +37,7 @@ class PonitaCalculator(Calculator):
         flush_denormals: evaluate with the CPU flushing denormal floats to zero
             (:func:`ponita.ops.flush_denormals`; the calling thread's mode is restored after each call).
             The GELUs of the kernel basis produce denormals on ordinary molecules, and computing with them
-            is slow: one thread runs the compiled aspirin potential 1.6× faster with the flush. Results change
+            is slow: one thread runs the compiled aspirin potential 1.5× faster with the flush (docs/performance.md). Results change
             only by numbers below 1e-38.
 
     Example:

@@ -5,8 +5,8 @@ applied to ``[E, O, B]`` tensors, the largest of the network — runs PyTorch's 
 eleven element-wise operations each allocating a tensor of that size. With
 :math:`\mathrm{GELU}'(x) = \Phi(x) + x\,\varphi(x)` and :math:`\mathrm{GELU}''(x) = \varphi(x)\,(2 - x^2)`
 (:math:`\Phi`, :math:`\varphi`: the standard normal CDF and density) this module computes the same
-derivatives with PyTorch's fused ``gelu_backward`` kernel and a short chain of in-place products: the
-double backward of one ``[2205·20, 256]`` GELU takes ≈ 1.5× less time on the CPU. Values are those of
+derivatives with PyTorch's fused ``gelu_backward`` kernel and a short chain of in-place products (three
+allocations instead of eleven). Values are those of
 :func:`torch.nn.functional.gelu`; derivatives agree with PyTorch's to rounding, to any order (the backward
 is built from differentiable operations).
 """

@@ -6,7 +6,7 @@ time: the GELU of the basis MLP evaluates :math:`\operatorname{erf}(x/\sqrt2)` a
 :math:`e^{-x^2/2}`, whose polynomial approximations underflow into the denormal range for
 :math:`|x| \gtrsim 9`–:math:`13`, a range that the cubic polynomial features of the attributes reach on
 ordinary molecules. On one CPU thread the compiled energy-and-forces call of the shipped aspirin
-potential takes 1.6× longer with denormals than without (``docs/performance.md``).
+potential takes 1.7× longer with denormals than without (2.15 against 1.26 ms, ``docs/performance.md``).
 
 Flushing them (the CPU's FTZ and DAZ modes, :func:`torch.set_flush_denormal`) changes results only by
 numbers below :math:`10^{-38}`, far below float32's resolution of any quantity the network adds them to.
