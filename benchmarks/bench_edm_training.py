@@ -12,11 +12,16 @@ Usage::
 
     python benchmarks/bench_edm_training.py --npz ../shared/data/qm9/edm_qm9_test.npz [--preset paper]
         [--device cuda] [--precisions fp32 bf16] [--modes eager compiled] [--steps 20] [--blocks 2]
-        [--json out.json]
+        [--reuse-freed-memory] [--json out.json]
+
+``--reuse-freed-memory`` tunes glibc's ``malloc`` as the ``ponita`` command does
+(:func:`ponita.train.reuse_freed_memory`); without it, the C library's defaults. Each row reports the
+page faults per step.
 """
 
 import argparse
 import json
+import resource
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +31,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from ponita.models import EDM, EDMConfig, build_config
-from ponita.train import load_config
+from ponita.train import load_config, reuse_freed_memory
 from ponita.train._edm import QM9_ATOMIC_NUMBERS
 
 TRAINING_MOLECULES = 100_000
@@ -49,8 +54,12 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["eager"], choices=("eager", "compiled"))
     parser.add_argument("--steps", type=int, default=20, help="timed steps (per mode) after 3 warm-up steps")
     parser.add_argument("--blocks", type=int, default=2, help="alternating timed blocks per mode")
+    parser.add_argument("--reuse-freed-memory", action="store_true",
+                        help="tune glibc's malloc as the ponita command does (ponita.train.reuse_freed_memory)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.reuse_freed_memory and not reuse_freed_memory():
+        parser.error("--reuse-freed-memory needs glibc's malloc (Linux)")
     config = load_config("qm9-edm", args.preset)
     molecules = read_npz(args.npz)
     sizes = dict(sorted(Counter(int(m.z.shape[0]) for m in molecules).items()))
@@ -90,29 +99,32 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        seconds = dict.fromkeys(args.modes, 0.0)
+        seconds, faults = dict.fromkeys(args.modes, 0.0), dict.fromkeys(args.modes, 0)
         timed = batches[3:]
         for block in range(args.blocks):
             chosen = timed[block * len(timed) // args.blocks:(block + 1) * len(timed) // args.blocks]
             for mode in args.modes:
-                start = time.perf_counter()
+                start, start_faults = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 for batch in chosen:
                     step(mode, batch)
                 if args.device.startswith("cuda"):
                     torch.cuda.synchronize()
                 seconds[mode] += time.perf_counter() - start
+                faults[mode] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults
         for mode in args.modes:
             per_step = seconds[mode] / len(timed)
             row = dict(preset=args.preset, precision=precision, mode=mode, device=args.device,
                        batch_size=config.batch_size, step_s=per_step, molecules_per_s=config.batch_size / per_step,
-                       days_per_1000_epochs=1000 * TRAINING_MOLECULES / config.batch_size * per_step / 86400)
+                       days_per_1000_epochs=1000 * TRAINING_MOLECULES / config.batch_size * per_step / 86400,
+                       page_faults_per_step=faults[mode] / len(timed), malloc_tuned=args.reuse_freed_memory)
             if mode == "compiled":
                 row["compile_s"] = compile_seconds
             if args.device.startswith("cuda"):
                 row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
             rows.append(row)
             print(f"{args.preset} {precision} {mode}: {per_step * 1e3:.0f} ms per step of {config.batch_size}, "
-                  f"{row['molecules_per_s']:.0f} molecules/s, {row['days_per_1000_epochs']:.2f} days per 1000 epochs"
+                  f"{row['molecules_per_s']:.0f} molecules/s, {row['days_per_1000_epochs']:.2f} days per 1000 epochs, "
+                  f"{row['page_faults_per_step']:.0f} page faults per step"
                   + (f" (compiled in {compile_seconds:.0f} s)" if mode == "compiled" else ""), flush=True)
         if len(args.modes) == 2:
             print(f"compiled: {seconds['eager'] / seconds['compiled']:.2f}x the steps per second of eager", flush=True)
