@@ -20,6 +20,7 @@ from ._molecule_metrics import (
     read_molecules,
     radius_of_gyration,
     stable_atoms,
+    valence_errors,
     write_molecules,
 )
 from ._nbody import (
@@ -99,6 +100,7 @@ __all__ = [
     "simulate_charged_reference",
     "radius_of_gyration",
     "stable_atoms",
+    "valence_errors",
     "train_val_split",
     "write_molecules",
     "write_nbody",

@@ -80,6 +80,31 @@ def stable_atoms(molecule: Molecule) -> np.ndarray:
     return bond_orders(molecule).sum(axis=1) == np.asarray(VALENCES)[molecule.types]
 
 
+def valence_errors(molecules: Sequence[Molecule]) -> dict[str, float]:
+    """Where stability fails: the fraction of all atoms of each element that miss their valence by each amount.
+
+    Keys are the element and the excess of bond orders over the valence, e.g. ``"C-1"`` for carbons one bond
+    order short, ``"N+1"`` for nitrogens one over; sorted from the most to the least frequent. The values
+    sum to ``1 − atom stability``.
+
+    Example:
+        >>> stretched = Molecule.from_atomic_numbers([1, 6, 6, 1], np.array([[-1.06, 0, 0], [0, 0, 0], [1.5, 0, 0], [2.56, 0, 0]]))
+        >>> valence_errors([stretched])
+        {'C-2': 0.5}
+    """
+    if not molecules:
+        raise ValueError("No molecules to evaluate.")
+    counts: dict[str, int] = {}
+    num_atoms = 0
+    for molecule in molecules:
+        excess = bond_orders(molecule).sum(axis=1) - np.asarray(VALENCES)[molecule.types]  # [N]
+        num_atoms += len(excess)
+        for element, amount in zip(molecule.types[excess != 0], excess[excess != 0]):
+            key = f"{ELEMENTS[element]}{int(amount):+d}"
+            counts[key] = counts.get(key, 0) + 1
+    return {key: count / num_atoms for key, count in sorted(counts.items(), key=lambda item: -item[1])}
+
+
 def radius_of_gyration(molecule: Molecule) -> float:
     """RMS distance of the atoms from their centre (Å); a generator's exploded samples have a large one.
 

@@ -34,15 +34,17 @@ from ._zoo_config import NetworkModelConfig, statistic
 ONE_HOT_SCALE, CHARGE_SCALE = 0.25, 0.1
 OBJECTIVES = ("vp", "karras")
 SAMPLERS = ("ancestral", "ddim", "heun")
-KARRAS_DEFAULT_STEPS = 40
-"""Heun steps of the ``karras`` objective's sampler when none are given (79 denoiser calls), as the PONITA
-authors' generator code."""
-KARRAS_CHURN = 30.0
+KARRAS_DEFAULT_STEPS = 80
+"""Heun steps of the ``karras`` objective's sampler when none are given (159 denoiser calls). On 1000 molecules
+of the shipped `quick-karras` generator (docs/generation.md), 80 steps gave 95.0 % atom / 36.5 % molecule
+stability / 79.7 % validity against 93.8 / 30.1 / 78.0 with 40 (the PONITA authors' count) and
+94.9 / 36.2 / 77.3 with 100."""
+KARRAS_CHURN = 34.0
 r"""Stochasticity :math:`S_\mathrm{churn}` of the Heun sampler: each step raises the noise by the factor
-:math:`1 + \min(S_\mathrm{churn}/\text{steps}, \sqrt2 - 1)`, so 30 is the cap at 40 steps (the authors' code
-uses 10). On 1000 molecules of the `quick-karras` generator after 9 epochs (docs/generation.md) 30 with
-σ_max = 1 gave 90.3 % atom / 15.4 % molecule stability / 61.5 % validity against 88.0 / 8.4 / 50.4 with 10
-and 5 Å."""
+:math:`1 + \min(S_\mathrm{churn}/\text{steps}, \sqrt2 - 1)`, so 34 is the cap for any count up to 82 steps (the
+authors' code uses 10). On 1000 molecules of the `quick-karras` generator after 9 epochs (docs/generation.md)
+the cap (30 at 40 steps) with σ_max = 1 gave 90.3 % atom / 15.4 % molecule stability / 61.5 % validity against
+88.0 / 8.4 / 50.4 with 10 and 5 Å."""
 KARRAS_SIGMA_MIN, KARRAS_SIGMA_MAX = 0.002, 0.5
 """The Heun sampler's noise range (Å); it starts from Gaussian positions of std σ_max. On 1000 molecules of the
 `quick-karras` generator after 13 epochs (docs/generation.md), churn 30: σ_max = 0.5 gave 93.3 % atom / 24.5 %

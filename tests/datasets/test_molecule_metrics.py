@@ -16,6 +16,7 @@ from ponita.datasets import (
     molecule_smiles,
     read_molecules,
     stable_atoms,
+    valence_errors,
     write_molecules,
 )
 from ponita.train.cli import main
@@ -114,3 +115,18 @@ def test_written_molecules_read_back_and_draw(tmp_path) -> None:
         assert all(np.allclose(a.pos, b.pos, atol=1e-4) for a, b in zip(back, molecules))
     draw_molecules(molecules, str(tmp_path / "grid.png"))
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_valence_errors_say_which_atoms_miss_their_valence_and_by_how_much(tmp_path, capsys) -> None:
+    crowded = Molecule.from_atomic_numbers([6] + [1] * 5, np.vstack([np.zeros(3), 0.75 * np.eye(3), -0.75 * np.eye(3)[:2]]))
+    molecules = [METHANE, linear([6, 6], 1.50), crowded]  # 5 + 4 + 6 atoms
+    errors = valence_errors(molecules)
+    # the stretched ethyne: two carbons 2 short; the crowded methane: a carbon 1 over (its H-H pairs are too far)
+    assert errors == {"C-2": pytest.approx(2 / 15), "C+1": pytest.approx(1 / 15)}
+    assert sum(errors.values()) == pytest.approx(1 - molecule_metrics(molecules)["atom_stability"])
+    assert valence_errors([METHANE]) == {}
+    ase.io.write(tmp_path / "three.xyz", [ase.Atoms(numbers=[(1, 6, 7, 8, 9)[t] for t in m.types], positions=m.pos)
+                                          for m in molecules])
+    assert main(["evaluate-molecules", str(tmp_path / "three.xyz"), "--details", "--json", str(tmp_path / "m.json")]) == 0
+    assert "C-2 13.33  C+1 6.67" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m.json").read_text())["valence_errors"] == pytest.approx(errors)

@@ -55,6 +55,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("file", help="SDF (RDKit) or any ASE-readable file, e.g. multi-frame XYZ")
     evaluate.add_argument("--json", help="write the metrics to this JSON file")
     evaluate.add_argument("--novelty", action="store_true", help="also novelty against EDM's QM9 training molecules")
+    evaluate.add_argument("--details", action="store_true",
+                          help="also where stability fails: the unstable atoms by element and bond orders over or "
+                          "under the valence")
     evaluate.set_defaults(handler=_evaluate_molecules)
 
 
@@ -141,7 +144,7 @@ def _training_smiles() -> set[str] | None:
 
 
 def _evaluate_molecules(args: argparse.Namespace) -> int:
-    from ponita.datasets import molecule_metrics, read_molecules
+    from ponita.datasets import molecule_metrics, read_molecules, valence_errors
 
     if args.json is not None and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
         raise UsageError(f"--json {args.json} must be a file in an existing folder.")
@@ -152,6 +155,11 @@ def _evaluate_molecules(args: argparse.Namespace) -> int:
     for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
         if name in metrics:
             print(f"  {name.replace('_', ' '):20s} {100 * metrics[name]:6.2f} %")
+    if args.details:
+        metrics["valence_errors"] = valence_errors(molecules)
+        print("  unstable atoms, % of all atoms, by element and bond orders over (+) or under (−) the valence:")
+        print("    " + ("  ".join(f"{key} {100 * share:.2f}" for key, share in metrics["valence_errors"].items())
+                        or "none"))
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2))
         print(f"Metrics written to {args.json}")
