@@ -514,7 +514,7 @@ def default_sample_steps(objective: str, steps: int) -> int:
 
     Example:
         >>> default_sample_steps("vp", 1000), default_sample_steps("karras", 1000)
-        (1000, 40)
+        (1000, 80)
     """
     return KARRAS_DEFAULT_STEPS if objective == "karras" else steps
 
