@@ -391,7 +391,8 @@ class EDM(NetworkModel):
     @torch.no_grad()
     def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
                sampler: str | None = None, spacing: float = DEFAULT_SPACING, churn: float = KARRAS_CHURN,
-               sigma_max: float = KARRAS_SIGMA_MAX) -> Data:
+               sigma_max: float = KARRAS_SIGMA_MAX, rho: float = 7.0, churn_range: tuple[float, float] = (0.0, math.inf),
+               churn_scale: float = 1.0) -> Data:
         r"""Molecules of the given sizes ``[G]``, drawn with ``sampler`` in ``steps`` steps.
 
         The ``vp`` objective's samplers run over ``steps`` (default: all :math:`T`) of the reverse process.
@@ -406,10 +407,12 @@ class EDM(NetworkModel):
 
         The ``karras`` objective's sampler, ``"heun"`` (its default), is Karras et al.'s Algorithm 2 over
         ``steps`` noise levels (default :data:`KARRAS_DEFAULT_STEPS`; ``2 · steps − 1`` denoiser calls)
-        from ``sigma_max`` to 0.002 (:func:`karras_sigmas`, ρ = 7): each step first raises the noise by
-        the factor :math:`1 + \min(\text{churn} / \text{steps}, \sqrt 2 - 1)` with fresh noise, then
-        takes an Euler step of the probability-flow ODE corrected by Heun's second evaluation (none into
-        :math:`\sigma = 0`).
+        from ``sigma_max`` to 0.002 (:func:`karras_sigmas` with ``rho``): each step whose noise level lies in
+        ``churn_range`` (Karras et al.'s :math:`[S_\mathrm{tmin}, S_\mathrm{tmax}]`) first raises the noise by
+        the factor :math:`1 + \min(\text{churn} / \text{steps}, \sqrt 2 - 1)` with fresh noise, scaled by
+        ``churn_scale`` (:math:`S_\mathrm{noise}`), then takes an Euler step of the probability-flow ODE corrected by
+        Heun's second evaluation (none into :math:`\sigma = 0`). The defaults of ``rho``, ``churn_range`` and
+        ``churn_scale`` won the A/B of docs/generation.md.
 
         Returns:
             ``Data(pos [N, 3] Å-like units, z [N] atomic numbers, batch [N])``.
@@ -425,9 +428,11 @@ class EDM(NetworkModel):
             raise ValueError(f"Sampler {sampler!r} does not fit objective {self.config.objective!r}: objective 'karras' "
                              "samples with 'heun', objective 'vp' with 'ancestral' or 'ddim'.")
         steps = default_sample_steps(self.config.objective, self.config.steps) if steps is None else steps
-        if karras and (steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf):
-            raise ValueError(f"need steps ≥ 1, churn ≥ 0 and a finite sigma_max > {KARRAS_SIGMA_MIN}; got "
-                             f"{steps}, {churn}, {sigma_max}.")
+        if karras and (steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf or not rho > 0
+                       or not churn_scale >= 0 or not 0 <= churn_range[0] <= churn_range[1]):
+            raise ValueError(f"need steps ≥ 1, churn ≥ 0, a finite sigma_max > {KARRAS_SIGMA_MIN}, rho > 0, churn_scale ≥ 0 "
+                             f"and 0 ≤ churn_range[0] ≤ churn_range[1]; got {steps}, {churn}, {sigma_max}, {rho}, "
+                             f"{churn_scale}, {churn_range}.")
         elif not 1 <= steps <= self.config.steps:
             raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
@@ -438,7 +443,11 @@ class EDM(NetworkModel):
         pos = self._noise((num_atoms, 3), batch, generator, num_graphs)  # [N, 3], zero mean per molecule
         h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
         if karras:
-            return self._sample_heun(pos, h, batch, num_graphs, edge_index, steps, generator, churn, sigma_max)
+            sigmas = karras_sigmas(steps, KARRAS_SIGMA_MIN, sigma_max, rho)  # [steps + 1], … 0, on the host
+            gamma = min(churn / steps, math.sqrt(2.0) - 1.0)
+            gammas = [gamma if churn_range[0] <= sigma <= churn_range[1] else 0.0 for sigma in sigmas[:-1].tolist()]
+            return self._sample_heun(pos, h, batch, num_graphs, edge_index, sigmas.to(device, dtype), gammas, generator,
+                                     churn_scale)
         times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
         for t_value, s_value in zip(times[:-1], times[1:]):
             t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
@@ -468,11 +477,10 @@ class EDM(NetworkModel):
         types = h[:, : self.num_types].argmax(dim=-1)  # [N]
         return Data(pos=_centred(pos, batch, num_graphs), z=self.atomic_numbers[types], batch=batch)
 
-    def _sample_heun(self, pos: Tensor, h: Tensor, batch: Tensor, num_graphs: int, edge_index: Tensor, steps: int,
-                     generator: torch.Generator | None, churn: float, sigma_max: float) -> Data:
-        """Karras et al.'s stochastic Heun sampler from unit noise ``pos``, ``h`` (see :meth:`sample`)."""
-        sigmas = karras_sigmas(steps, KARRAS_SIGMA_MIN, sigma_max).to(pos.device, pos.dtype)  # [steps + 1], … 0
-        gamma = min(churn / steps, math.sqrt(2.0) - 1.0)
+    def _sample_heun(self, pos: Tensor, h: Tensor, batch: Tensor, num_graphs: int, edge_index: Tensor, sigmas: Tensor,
+                     gammas: list[float], generator: torch.Generator | None, churn_scale: float) -> Data:
+        """Karras et al.'s stochastic Heun sampler from unit noise ``pos``, ``h`` over the noise levels ``sigmas``
+        ``[K + 1]`` with the churn factors ``gammas`` ``[K]`` (see :meth:`sample`)."""
         num_atoms = batch.shape[0]
         pos, h = pos * sigmas[0], h * sigmas[0]
 
@@ -480,10 +488,10 @@ class EDM(NetworkModel):
             denoised_pos, denoised_h = self.denoise(pos, h, sigma.expand(num_atoms), batch, num_graphs, edge_index)
             return (pos - denoised_pos) / sigma, (h - denoised_h) / sigma
 
-        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        for sigma, sigma_next, gamma in zip(sigmas[:-1], sigmas[1:], gammas):
             sigma_hat = sigma * (1.0 + gamma)
             if gamma > 0:  # churn: raise the noise level with fresh noise
-                extra = (sigma_hat**2 - sigma**2).sqrt()
+                extra = (sigma_hat**2 - sigma**2).sqrt() * churn_scale
                 pos = pos + extra * self._noise(pos.shape, batch, generator, num_graphs)
                 h = h + extra * self._noise(h.shape, None, generator)
             d_pos, d_h = slope(pos, h, sigma_hat)

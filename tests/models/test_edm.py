@@ -227,6 +227,32 @@ def test_heun_sampler_is_reproducible_centred_and_calls_the_denoiser_twice_per_s
     assert levels[0] == pytest.approx(2.0) and levels[-1] == pytest.approx(float(expected[-2]))
 
 
+def test_heun_churn_range_scale_and_rho_are_karras_algorithm_2(monkeypatch) -> None:
+    model = tiny_edm(objective="karras").double()
+    sizes, seed = torch.tensor([4, 6]), lambda: torch.Generator().manual_seed(1)
+    plain = model.sample(sizes, steps=6, generator=seed(), churn=0.0)
+    # No step inside the churn range: exactly the sampler without churn.
+    assert torch.equal(model.sample(sizes, steps=6, generator=seed(), churn=20.0, churn_range=(0.0, 1e-3)).pos, plain.pos)
+    # Fresh noise scaled to zero: the churn's noise, whatever it is, leaves no trace.
+    quiet = model.sample(sizes, steps=6, generator=seed(), churn=20.0, churn_scale=0.0)
+    calls, noise = [], model._noise
+    monkeypatch.setattr(model, "_noise", lambda *args: noise(*args) * (1.0 if calls.append(0) or len(calls) <= 2 else 1e6))
+    assert torch.equal(model.sample(sizes, steps=6, generator=seed(), churn=20.0, churn_scale=0.0).pos, quiet.pos)
+    assert len(calls) == 2 + 2 * 6 and not torch.equal(quiet.pos, plain.pos)  # the raised levels remain
+    monkeypatch.undo()
+    levels = []
+    original = model.denoise
+    monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, *args: levels.append(float(sigma[0])) or
+                        original(pos, h, sigma, *args))
+    model.sample(sizes, steps=6, generator=seed(), churn=1.2, sigma_max=2.0, rho=3.0, churn_range=(0.05, 1.0))
+    sigmas, gamma = karras_sigmas(6, 0.002, 2.0, rho=3.0).tolist(), 0.2  # churn / steps
+    churned = [s * (1 + gamma) if 0.05 <= s <= 1.0 else s for s in sigmas[:-1]]
+    expected = [level for hat, next_level in zip(churned, sigmas[1:]) for level in (hat, next_level) if next_level > 0]
+    assert levels == pytest.approx(expected + [churned[-1]])
+    with pytest.raises(ValueError, match="churn_range"):
+        model.sample(sizes, steps=6, churn_range=(1.0, 0.5))
+
+
 def test_karras_sigmas_run_from_max_to_min_then_zero() -> None:
     sigmas = karras_sigmas(40, 0.002, 5.0)
     assert len(sigmas) == 41 and sigmas[0] == pytest.approx(5.0) and sigmas[-2] == pytest.approx(0.002)
