@@ -12,11 +12,12 @@ Usage::
 
     python benchmarks/bench_edm_training.py --npz ../shared/data/qm9/edm_qm9_test.npz [--preset paper]
         [--device cuda] [--precisions fp32 bf16] [--modes eager compiled] [--steps 20] [--blocks 2]
-        [--reuse-freed-memory] [--json out.json]
+        [--reuse-freed-memory] [--matmul-share] [--json out.json]
 
 ``--reuse-freed-memory`` tunes glibc's ``malloc`` as the ``ponita`` command does
 (:func:`ponita.train.reuse_freed_memory`); without it, the C library's defaults. Each row reports the
-page faults per step.
+page faults per step. ``--matmul-share`` profiles one more block of steps per mode (``torch.profiler``) and
+reports the share of the CPU time spent in matrix products (``mm``, ``addmm``, ``bmm``) and their GFLOP/s.
 """
 
 import argparse
@@ -45,6 +46,17 @@ def read_npz(path: Path) -> list[Data]:
             for i, n in enumerate(num_atoms.tolist())]
 
 
+def matmul_share(run) -> tuple[float, float]:
+    """Profiles ``run()``: the fraction of the CPU's self time in matrix products and their GFLOP/s."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as profile:
+        run()
+    events = profile.key_averages()
+    total = sum(event.self_cpu_time_total for event in events)
+    products = [event for event in events if event.key in ("aten::mm", "aten::addmm", "aten::bmm")]
+    product_time = sum(event.self_cpu_time_total for event in products)  # µs
+    return product_time / total, sum(event.flops for event in products) / product_time / 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npz", type=Path, required=True, help="EDM's processed QM9 split (edm_qm9_test.npz)")
@@ -56,6 +68,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=2, help="alternating timed blocks per mode")
     parser.add_argument("--reuse-freed-memory", action="store_true",
                         help="tune glibc's malloc as the ponita command does (ponita.train.reuse_freed_memory)")
+    parser.add_argument("--matmul-share", action="store_true",
+                        help="profile a block of steps per mode: the share of time in matrix products, their GFLOP/s")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.reuse_freed_memory and not reuse_freed_memory():
@@ -111,6 +125,8 @@ def main() -> None:
                     torch.cuda.synchronize()
                 seconds[mode] += time.perf_counter() - start
                 faults[mode] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start_faults
+        shares = {mode: matmul_share(lambda: [step(mode, batch) for batch in chosen]) for mode in args.modes
+                  if args.matmul_share}
         for mode in args.modes:
             per_step = seconds[mode] / len(timed)
             row = dict(preset=args.preset, precision=precision, mode=mode, device=args.device,
@@ -119,13 +135,17 @@ def main() -> None:
                        page_faults_per_step=faults[mode] / len(timed), malloc_tuned=args.reuse_freed_memory)
             if mode == "compiled":
                 row["compile_s"] = compile_seconds
+            if mode in shares:
+                row["matmul_share"], row["matmul_gflops"] = shares[mode]
             if args.device.startswith("cuda"):
                 row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
             rows.append(row)
             print(f"{args.preset} {precision} {mode}: {per_step * 1e3:.0f} ms per step of {config.batch_size}, "
                   f"{row['molecules_per_s']:.0f} molecules/s, {row['days_per_1000_epochs']:.2f} days per 1000 epochs, "
                   f"{row['page_faults_per_step']:.0f} page faults per step"
-                  + (f" (compiled in {compile_seconds:.0f} s)" if mode == "compiled" else ""), flush=True)
+                  + (f" (compiled in {compile_seconds:.0f} s)" if mode == "compiled" else "")
+                  + (f"; matrix products {100 * shares[mode][0]:.0f} % of the CPU time at {shares[mode][1]:.0f} GFLOP/s"
+                     if mode in shares else ""), flush=True)
         if len(args.modes) == 2:
             print(f"compiled: {seconds['eager'] / seconds['compiled']:.2f}x the steps per second of eager", flush=True)
     if args.json:
