@@ -36,7 +36,7 @@ OBJECTIVES = ("vp", "karras")
 SAMPLERS = ("ancestral", "ddim", "heun")
 KARRAS_DEFAULT_STEPS = 80
 """Heun steps of the ``karras`` objective's sampler when none are given (159 denoiser calls). On 1000 molecules
-of the shipped `quick-karras` generator (docs/generation.md), 80 steps gave 95.0 % atom / 36.5 % molecule
+of the `quick-karras` generator after 16 epochs (docs/generation.md), 80 steps gave 95.0 % atom / 36.5 % molecule
 stability / 79.7 % validity against 93.8 / 30.1 / 78.0 with 40 (the PONITA authors' count) and
 94.9 / 36.2 / 77.3 with 100."""
 KARRAS_CHURN = 34.0
