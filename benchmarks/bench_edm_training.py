@@ -25,6 +25,7 @@ import json
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def read_npz(path: Path) -> list[Data]:
             for i, n in enumerate(num_atoms.tolist())]
 
 
-def matmul_share(run) -> tuple[float, float]:
+def matmul_share(run: Callable[[], object]) -> tuple[float, float]:
     """Profiles ``run()``: the fraction of the CPU's self time in matrix products and their GFLOP/s."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as profile:
         run()
@@ -54,7 +55,7 @@ def matmul_share(run) -> tuple[float, float]:
     total = sum(event.self_cpu_time_total for event in events)
     products = [event for event in events if event.key in ("aten::mm", "aten::addmm", "aten::bmm")]
     product_time = sum(event.self_cpu_time_total for event in products)  # µs
-    return product_time / total, sum(event.flops for event in products) / product_time / 1e3
+    return product_time / total, sum(event.flops for event in products) / max(product_time, 1) / 1e3
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ E·O in the hundreds of thousands and B, C in the tens. This prints how fast the
 ``--threads`` threads, each with a fresh output (as autograd allocates one) and into a reused output, so
 that the cost of faulting in fresh pages is visible; ``--reuse-freed-memory`` calls
 :func:`ponita.train.reuse_freed_memory` first (what the ``ponita`` command does). The minimum of
-``--repeats`` runs; one line per product.
+``--repeats`` runs; one line per product, and oneDNN's inference-only linear for comparison where torch has it.
 
 Usage:
     python benchmarks/bench_gemm.py [--rows 170000] [--width 64] [--threads 1] [--reuse-freed-memory]
@@ -58,6 +58,10 @@ def main() -> None:
         (f"[{rows}, {width}] × [{width}, {width}]ᵀ (input gradient), fresh output", lambda: gradient @ weight.t(), thin),
         (f"[{width}, {rows}] × [{rows}, {width}] (weight gradient)", lambda: x.t() @ gradient, thin),
     ]
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # oneDNN's inference linear (no autograd), for comparison
+        weight_t = weight.t().contiguous()
+        products.append((f"[{rows}, {width}] × [{width}, {width}], oneDNN linear (inference only)",
+                         lambda: torch.ops.mkldnn._linear_pointwise(x, weight_t, None, "none", [], ""), thin))
     print(f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, "
           f"allocator: {'reuse_freed_memory' if args.reuse_freed_memory else 'default'}")
     for name, run, flops in products:
