@@ -11,6 +11,9 @@ from ._bundled_data import bundled_data_dir
 from ._frame import MAX_ATOMIC_NUMBER
 from ._molecule_metrics import (
     BOND_LENGTHS_PM,
+    BOND_MARGINS_PM,
+    ELEMENTS,
+    VALENCES,
     Molecule,
     bond_orders,
     draw_molecules,
@@ -57,6 +60,8 @@ from ._units import ENERGY_UNITS_TO_MEV, EV_TO_MEV, KCAL_PER_MOL_TO_MEV
 
 __all__ = [
     "BOND_LENGTHS_PM",
+    "BOND_MARGINS_PM",
+    "ELEMENTS",
     "ENERGY_UNITS_TO_MEV",
     "EV_TO_MEV",
     "HARTREE_TO_MEV",
@@ -72,6 +77,7 @@ __all__ = [
     "QM9Molecules",
     "RMD17_MOLECULES",
     "RMD17_URL",
+    "VALENCES",
     "bond_orders",
     "bundled_data_dir",
     "default_nbody_dir",

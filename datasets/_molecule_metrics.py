@@ -18,9 +18,12 @@ import numpy as np
 from ._rdkit import require_rdkit
 
 ELEMENTS = ("H", "C", "N", "O", "F")
+"""QM9's elements; :attr:`Molecule.types` indexes this tuple."""
 ATOMIC_NUMBERS = (1, 6, 7, 8, 9)
 VALENCES = (1, 4, 3, 2, 1)
+"""The valence of each of :data:`ELEMENTS`: a stable atom's bond orders sum to it."""
 BOND_MARGINS_PM = (10.0, 5.0, 3.0)
+"""EDM's margins (pm) added to the reference lengths of bond orders 1, 2 and 3."""
 BOND_LENGTHS_PM = {
     1: {"HH": 74, "HC": 109, "HN": 101, "HO": 96, "HF": 92, "CC": 154, "CN": 147, "CO": 143, "CF": 135,
         "NN": 145, "NO": 140, "NF": 136, "OO": 148, "OF": 142, "FF": 142},

@@ -428,11 +428,10 @@ class EDM(NetworkModel):
             raise ValueError(f"Sampler {sampler!r} does not fit objective {self.config.objective!r}: objective 'karras' "
                              "samples with 'heun', objective 'vp' with 'ancestral' or 'ddim'.")
         steps = default_sample_steps(self.config.objective, self.config.steps) if steps is None else steps
-        if karras and (steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf or not rho > 0
-                       or not churn_scale >= 0 or not 0 <= churn_range[0] <= churn_range[1]):
-            raise ValueError(f"need steps ≥ 1, churn ≥ 0, a finite sigma_max > {KARRAS_SIGMA_MIN}, rho > 0, churn_scale ≥ 0 "
-                             f"and 0 ≤ churn_range[0] ≤ churn_range[1]; got {steps}, {churn}, {sigma_max}, {rho}, "
-                             f"{churn_scale}, {churn_range}.")
+        if karras:
+            if not churn_scale >= 0:
+                raise ValueError(f"churn_scale must be ≥ 0, got {churn_scale}.")
+            sigmas, gammas = _heun_levels(steps, sigma_max, rho, churn, churn_range)
         elif not 1 <= steps <= self.config.steps:
             raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
@@ -443,9 +442,6 @@ class EDM(NetworkModel):
         pos = self._noise((num_atoms, 3), batch, generator, num_graphs)  # [N, 3], zero mean per molecule
         h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
         if karras:
-            sigmas = karras_sigmas(steps, KARRAS_SIGMA_MIN, sigma_max, rho)  # [steps + 1], … 0, on the host
-            gamma = min(churn / steps, math.sqrt(2.0) - 1.0)
-            gammas = [gamma if churn_range[0] <= sigma <= churn_range[1] else 0.0 for sigma in sigmas[:-1].tolist()]
             return self._sample_heun(pos, h, batch, num_graphs, edge_index, sigmas.to(device, dtype), gammas, generator,
                                      churn_scale)
         times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
@@ -476,6 +472,46 @@ class EDM(NetworkModel):
             pos = pos + sigma_0 / alpha_0 * self._noise(pos.shape, batch, generator, num_graphs)
         types = h[:, : self.num_types].argmax(dim=-1)  # [N]
         return Data(pos=_centred(pos, batch, num_graphs), z=self.atomic_numbers[types], batch=batch)
+
+    @torch.no_grad()
+    def resample(self, data: Data, sigma_start: float, steps: int = KARRAS_DEFAULT_STEPS,
+                 generator: torch.Generator | None = None, churn: float = KARRAS_CHURN,
+                 sigma_max: float = KARRAS_SIGMA_MAX, rho: float = 7.0) -> Data:
+        r"""Molecules ``data`` noised to ``sigma_start`` and sampled back by the ``karras`` objective's Heun sampler.
+
+        The sampler of :meth:`sample` with these ``steps``, ``churn``, ``sigma_max`` and ``rho`` runs from its first
+        noise level :math:`\sigma_k \le` ``sigma_start``: positions :math:`x + \sigma_k \epsilon` (zero mean per
+        molecule) and features :math:`h + \sigma_k \epsilon` (Meng et al.'s SDEdit, 2022). Real molecules sampled back
+        from each level tell in which range of noise a generator loses their stability
+        (``benchmarks/edm_resample.py``, docs/generation.md).
+
+        Args:
+            data: a batch of molecules (``pos`` ``[N, 3]`` in Å, ``z`` ``[N]`` of the model's elements, ``batch``).
+            sigma_start: noise level (Å) in ``[0.002, sigma_max]``.
+
+        Returns:
+            ``Data(pos [N, 3], z [N], batch [N])``, the molecules in the order given.
+
+        Raises:
+            ValueError: for the ``vp`` objective, or ``sigma_start`` outside the sampler's range.
+        """
+        if self.config.objective != "karras":
+            raise ValueError("resample runs the Heun sampler of the 'karras' objective; this generator is 'vp'.")
+        sigmas, gammas = _heun_levels(steps, sigma_max, rho, churn, (0.0, math.inf))
+        if not KARRAS_SIGMA_MIN <= sigma_start <= sigma_max:
+            raise ValueError(f"sigma_start must lie in [{KARRAS_SIGMA_MIN}, sigma_max = {sigma_max}] Å, got {sigma_start}.")
+        first = int((sigmas > sigma_start * (1.0 + 1e-12)).sum())  # the first level at or below sigma_start
+        sigmas, gammas = sigmas[first:], gammas[first:]
+        dtype, device = self.schedule.gamma_table.dtype, self.sizes.device
+        batch = data.batch.to(device)
+        num_graphs = _num_graphs(batch, data)
+        sizes = torch.bincount(batch, minlength=num_graphs)  # [G]
+        x, h = _centred(data.pos.to(device, dtype), batch, num_graphs), self.features(data.z.to(device))
+        start = float(sigmas[0])  # the sampler scales its unit-noise start by the first level
+        pos = x / start + self._noise(x.shape, batch, generator, num_graphs)
+        h = h / start + self._noise(h.shape, None, generator)
+        return self._sample_heun(pos, h, batch, num_graphs, self.edges(sizes), sigmas.to(device, dtype), gammas,
+                                 generator, 1.0)
 
     def _sample_heun(self, pos: Tensor, h: Tensor, batch: Tensor, num_graphs: int, edge_index: Tensor, sigmas: Tensor,
                      gammas: list[float], generator: torch.Generator | None, churn_scale: float) -> Data:
@@ -541,6 +577,23 @@ def karras_preconditioning(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Te
 def karras_loss_weight(sigma: Tensor, sigma_data: float) -> Tensor:
     r"""The loss weight :math:`\lambda(\sigma) = (\sigma^2 + \sigma_d^2) / (\sigma \sigma_d)^2 = 1 / c_\mathrm{out}^2`."""
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+def _heun_levels(steps: int, sigma_max: float, rho: float, churn: float,
+                 churn_range: tuple[float, float]) -> tuple[Tensor, list[float]]:
+    """The Heun sampler's noise levels ``[steps + 1]`` (float64, on the host) and its churn factor per step
+    (``steps`` of them; 0 outside ``churn_range``); arguments as :meth:`EDM.sample`.
+
+    Raises:
+        ValueError: for arguments out of range.
+    """
+    if (steps < 1 or not churn >= 0 or not KARRAS_SIGMA_MIN < sigma_max < math.inf or not rho > 0
+            or not 0 <= churn_range[0] <= churn_range[1]):
+        raise ValueError(f"need steps ≥ 1, churn ≥ 0, a finite sigma_max > {KARRAS_SIGMA_MIN}, rho > 0 and "
+                         f"0 ≤ churn_range[0] ≤ churn_range[1]; got {steps}, {churn}, {sigma_max}, {rho}, {churn_range}.")
+    sigmas = karras_sigmas(steps, KARRAS_SIGMA_MIN, sigma_max, rho)  # [steps + 1], … 0
+    gamma = min(churn / steps, math.sqrt(2.0) - 1.0)
+    return sigmas, [gamma if churn_range[0] <= sigma <= churn_range[1] else 0.0 for sigma in sigmas[:-1].tolist()]
 
 
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:

@@ -318,3 +318,35 @@ def test_heun_sampler_with_an_oracle_denoiser_lands_on_the_data(monkeypatch) -> 
     sample = model.sample(torch.tensor([3, 3]), steps=12, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(sample.pos, target_pos.repeat(2, 1), atol=1e-9)
     assert sample.z.tolist() == [6, 8, 1, 6, 8, 1]
+
+
+def test_resample_runs_the_heun_samplers_tail_from_the_first_level_below_the_start(monkeypatch) -> None:
+    model = tiny_edm(objective="karras").double()
+    batch = molecules()
+    first = model.resample(batch, 0.3, steps=6, generator=torch.Generator().manual_seed(1), sigma_max=2.0)
+    again = model.resample(batch, 0.3, steps=6, generator=torch.Generator().manual_seed(1), sigma_max=2.0)
+    assert torch.equal(first.pos, again.pos) and torch.equal(first.z, again.z) and torch.equal(first.batch, batch.batch)
+    assert max(float(first.pos[first.batch == g].mean(0).abs().max()) for g in range(2)) < 1e-10
+    levels = []
+    original = model.denoise
+    monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, *args: levels.append(float(sigma[0])) or
+                        original(pos, h, sigma, *args))
+    model.resample(batch, 0.3, steps=6, generator=torch.Generator().manual_seed(1), churn=0.0, sigma_max=2.0)
+    sigmas = karras_sigmas(6, 0.002, 2.0).tolist()
+    tail = [sigma for sigma in sigmas if sigma <= 0.3]
+    assert sigmas[len(sigmas) - len(tail) - 1] > 0.3 and len(tail) >= 3
+    expected = [level for current, next_level in zip(tail, tail[1:]) for level in (current, next_level) if next_level > 0]
+    assert levels == pytest.approx(expected + [tail[-2]])
+    with pytest.raises(ValueError, match="sigma_start must lie in"):
+        model.resample(batch, 2.5, sigma_max=2.0)
+    with pytest.raises(ValueError, match="'vp'"):
+        tiny_edm().resample(batch, 0.3)
+
+
+def test_resample_with_an_oracle_denoiser_returns_the_molecules_given(monkeypatch) -> None:
+    model = tiny_edm(objective="karras").double()
+    batch = molecules()
+    clean = batch.pos.double() - torch.stack([batch.pos.double()[batch.batch == g].mean(0) for g in range(2)])[batch.batch]
+    monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, *args: (clean, model.features(batch.z)))
+    out = model.resample(batch, 0.2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out.pos, clean, atol=1e-9) and torch.equal(out.z, batch.z)
