@@ -486,14 +486,16 @@ class EDM(NetworkModel):
         (``benchmarks/edm_resample.py``, docs/generation.md).
 
         Args:
-            data: a batch of molecules (``pos`` ``[N, 3]`` in Å, ``z`` ``[N]`` of the model's elements, ``batch``).
+            data: molecules: ``pos`` ``[N, 3]`` in Å, ``z`` ``[N]`` of the model's elements and, for more than one
+                molecule, ``batch`` ``[N]`` (sorted molecule ids, as ``Batch.from_data_list`` makes them).
             sigma_start: noise level (Å) in ``[0.002, sigma_max]``.
 
         Returns:
             ``Data(pos [N, 3], z [N], batch [N])``, the molecules in the order given.
 
         Raises:
-            ValueError: for the ``vp`` objective, or ``sigma_start`` outside the sampler's range.
+            ValueError: for the ``vp`` objective, ``sigma_start`` outside the sampler's range, or ``pos`` and ``z``
+                of other shapes.
         """
         if self.config.objective != "karras":
             raise ValueError("resample runs the Heun sampler of the 'karras' objective; this generator is 'vp'.")
@@ -502,8 +504,12 @@ class EDM(NetworkModel):
             raise ValueError(f"sigma_start must lie in [{KARRAS_SIGMA_MIN}, sigma_max = {sigma_max}] Å, got {sigma_start}.")
         first = int((sigmas > sigma_start * (1.0 + 1e-12)).sum())  # the first level at or below sigma_start
         sigmas, gammas = sigmas[first:], gammas[first:]
+        num_atoms = data.z.shape[0]
+        if data.z.dim() != 1 or data.pos.shape != (num_atoms, 3):
+            raise ValueError(f"need pos [N, 3] and z [N]; got {list(data.pos.shape)} and {list(data.z.shape)}.")
         dtype, device = self.schedule.gamma_table.dtype, self.sizes.device
-        batch = data.batch.to(device)
+        batch = getattr(data, "batch", None)
+        batch = torch.zeros(num_atoms, dtype=torch.long, device=device) if batch is None else batch.to(device)
         num_graphs = _num_graphs(batch, data)
         sizes = torch.bincount(batch, minlength=num_graphs)  # [G]
         x, h = _centred(data.pos.to(device, dtype), batch, num_graphs), self.features(data.z.to(device))

@@ -6,7 +6,7 @@ its data, statistics, model, loss, metrics and test; :func:`train` / :func:`fit`
 """
 
 from ._compiled_step import CompiledLoss
-from ._config import TrainConfig, config_fields, load_config, preset_names, save_config
+from ._config import TrainConfig, config_changes, config_fields, load_config, preset_names, save_config
 from ._data_module import EpochSampler, RotatedFrames, TaskDataModule
 from ._edm import EDMOptions, EDMTask
 from ._evaluate import evaluate_potential
@@ -47,6 +47,7 @@ __all__ = [
     "benchmark_setup",
     "build_optimizer",
     "choose_precision",
+    "config_changes",
     "config_fields",
     "cosine_with_warmup",
     "cpu_bf16_speedup",

@@ -243,6 +243,32 @@ def load_config(
     return _make_config(cls, values)
 
 
+def config_changes(before: TrainConfig, after: TrainConfig) -> list[str]:
+    """The fields in which ``after`` differs from ``before``, as ``"key: old → new"`` (sections as ``model.<field>``).
+
+    ``ponita train --resume`` prints them: a resumed run keeps its stored config except where overridden.
+
+    Example:
+        >>> stored = load_config("md17", "quick")
+        >>> config_changes(stored, load_config("md17", "quick", overrides=["lr=1e-3", "model.hidden_dim=32"]))
+        ['lr: 0.002 → 0.001', 'model.hidden_dim: 64 → 32']
+    """
+    old, new = _flat(before.as_dict()), _flat(after.as_dict())
+    return [f"{key}: {old.get(key)} → {new.get(key)}" for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)]
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections flattened to ``section.field`` keys."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Writes ``config`` as YAML that :func:`load_config` (``file=path``) reads back."""
     Path(path).write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))

@@ -350,3 +350,12 @@ def test_resample_with_an_oracle_denoiser_returns_the_molecules_given(monkeypatc
     monkeypatch.setattr(model, "denoise", lambda pos, h, sigma, *args: (clean, model.features(batch.z)))
     out = model.resample(batch, 0.2, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out.pos, clean, atol=1e-9) and torch.equal(out.z, batch.z)
+
+
+def test_resample_takes_one_molecule_without_a_batch_and_refuses_misshapen_input() -> None:
+    model = tiny_edm(objective="karras").double()
+    water = Data(pos=torch.randn(3, 3), z=torch.tensor([8, 1, 1]))
+    out = model.resample(water, 0.1, steps=4, generator=torch.Generator().manual_seed(0))
+    assert out.pos.shape == (3, 3) and out.batch.tolist() == [0, 0, 0] and float(out.pos.mean(0).abs().max()) < 1e-10
+    with pytest.raises(ValueError, match=r"need pos \[N, 3\] and z \[N\]"):
+        model.resample(Data(pos=torch.randn(3, 2), z=torch.tensor([8, 1, 1])), 0.1)

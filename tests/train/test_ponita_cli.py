@@ -103,6 +103,9 @@ def test_ponita_train_runs_end_to_end_and_rejects_bad_overrides(tmp_path, capsys
     assert main(["train", "md17", "--preset", "quick", "--output", str(output), *tiny]) == 0
     printed = capsys.readouterr().out
     assert "single pass" in printed and str(output / "potential.pt") in printed
+    last = str(output / "checkpoints" / "last.ckpt")
+    assert main(["train", "md17", "--resume", last, "--output", str(output), "max_epochs=2"]) == 0
+    assert f"Resuming {last} with its stored config\n  changed: max_epochs: 1 → 2\n" in capsys.readouterr().out
     assert main(["train", "md17", "--output", str(tmp_path / "other"), "hiden_dim=8"]) == 2
     assert "Unknown config key(s) ['hiden_dim']" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()

@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from .._config import load_config, preset_names
+from .._config import config_changes, load_config, preset_names
 from .._task import task_class, tasks
 from ._common import (
     EpochPrinter,
@@ -82,6 +82,9 @@ def _train(args: argparse.Namespace) -> int:
         if config.task != args.task:
             raise UsageError(f"{args.resume} is a checkpoint of task {config.task!r}; "
                              f"use `ponita train {config.task}`.")
+        changes = config_changes(resume_config(args.resume), config)
+        print(f"Resuming {args.resume} with its stored config"
+              + ("".join(f"\n  changed: {change}" for change in changes) if changes else " unchanged"), flush=True)
     else:
         config = load_config(args.task, args.preset, args.config, overrides)
     check_output(config.output)
