@@ -34,9 +34,13 @@ PAIRS = ("CH", "CC", "CO", "CN")
 
 def thresholds_pm(pair: str) -> list[float]:
     """The distances (pm) below which ``pair`` has bond order 1, 2, 3 (only those the table defines)."""
-    key = lambda lengths: pair if pair in lengths else pair[::-1]  # noqa: E731
-    return [lengths[key(lengths)] + margin for lengths, margin in zip(BOND_LENGTHS_PM.values(), BOND_MARGINS_PM)
-            if key(lengths) in lengths]
+    limits = []
+    for lengths, margin in zip(BOND_LENGTHS_PM.values(), BOND_MARGINS_PM):
+        for key in (pair, pair[::-1]):  # the table names each pair once, in either order
+            if key in lengths:
+                limits.append(lengths[key] + margin)
+                break
+    return limits
 
 
 def pair_distances(molecules: list[Molecule], pair: str) -> np.ndarray:
