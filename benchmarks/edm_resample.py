@@ -23,7 +23,7 @@ from torch_geometric.data import Batch
 
 from ponita.datasets import Molecule, molecule_metrics
 from ponita.models import read_checkpoint
-from ponita.ops import flush_denormals
+from ponita.ops import flush_denormals, scatter_mean
 from ponita.train import reuse_freed_memory
 
 
@@ -64,6 +64,8 @@ def main() -> None:
     chosen = np.random.default_rng(args.seed).choice(len(data), args.num, replace=False)
     batches = [Batch.from_data_list([data[i] for i in chosen[start:start + args.batch_size]])
                for start in range(0, args.num, args.batch_size)]
+    centred = [batch.pos.double() - scatter_mean(batch.pos.double(), batch.batch, batch.num_graphs)[batch.batch]
+               for batch in batches]  # resample returns positions centred per molecule
     print(f"{args.checkpoint}: {args.num} test molecules, {args.steps}-step sampler, seed {args.seed}\n")
     print("| start σ (Å) | atom stability | molecule stability | validity | RMS displacement (pm) | s / molecule |")
     print("|---|---|---|---|---|---|")
@@ -72,11 +74,9 @@ def main() -> None:
         generator, molecules, squares, atoms = torch.Generator().manual_seed(args.seed), [], 0.0, 0
         start = time.perf_counter()
         with torch.inference_mode(), flush_denormals():
-            for batch in batches:
+            for batch, reference in zip(batches, centred):
                 out = model.resample(batch, sigma, args.steps, generator)
                 molecules += molecules_of(batch, out.pos, out.z)
-                reference = batch.pos.double() - torch.stack(
-                    [batch.pos.double()[batch.batch == g].mean(0) for g in range(batch.num_graphs)])[batch.batch]
                 squares += float((out.pos.double() - reference).square().sum())
                 atoms += batch.num_nodes
         print(row(f"{sigma:g}", molecules, time.perf_counter() - start, (squares / atoms) ** 0.5), flush=True)
