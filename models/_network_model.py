@@ -35,6 +35,19 @@ class NetworkModel(nn.Module):
         """Calibrates the network's kernel weights on a training batch (see :meth:`ponita.Ponita.calibrate`)."""
         self.network.calibrate(self._inputs(data))
 
+    @torch.no_grad()
+    def grow_from(self, other: "NetworkModel") -> None:
+        """Starts this model from the network weights of a trained model of its class (``ponita train``'s
+        ``init_from``): its network may have more layers, which start as the identity (see
+        :meth:`ponita.Ponita.grow_from`); this model's own statistics (sizes, scales, references) stay its own.
+
+        Raises:
+            ValueError: if ``other`` is of another class, or its network does not fit this one's.
+        """
+        if type(other) is not type(self):
+            raise ValueError(f"A {type(self).__name__} cannot start from the weights of a {type(other).__name__}.")
+        self.network.grow_from(other.network)
+
     def _inputs(self, data: Data) -> Data:
         """The network's input for a batch of the task's samples."""
         raise NotImplementedError

@@ -246,6 +246,47 @@ class Ponita(nn.Module):
             readout.reset_parameters()
         self.calibrated.fill_(False)
 
+    @torch.no_grad()
+    def grow_from(self, other: "Ponita") -> None:
+        """Copies the weights of a trained network with this architecture but as many or fewer layers.
+
+        The first ``other.config.num_layers`` blocks, the kernel bases, the embedding and the readout take
+        ``other``'s weights (and its calibration flag); every further block starts as the identity (the last
+        linear layer of its MLP zero, its convolution freshly initialised), so this network computes
+        ``other``'s function exactly and training continues from it with more depth (a function-preserving
+        deepening, Chen et al.'s Net2DeeperNet, 2016).
+
+        Raises:
+            ValueError: if the configs differ in anything but ``num_layers``, if ``other`` is deeper, or if the
+                networks average several readouts (extra readouts would change the function).
+
+        Example:
+            >>> small = Ponita(input_dim=2, hidden_dim=8, num_layers=1, num_ori=4, multiple_readouts=False)
+            >>> deep = Ponita(input_dim=2, hidden_dim=8, num_layers=3, num_ori=4, multiple_readouts=False)
+            >>> deep.grow_from(small)
+            >>> data = Data(pos=torch.randn(5, 3), x=torch.randn(5, 2))
+            >>> torch.allclose(deep(data)[0], small(data)[0], atol=1e-6)
+            True
+        """
+        mine, theirs = dataclasses.asdict(self.config), dataclasses.asdict(other.config)
+        differ = [f"{name} {theirs[name]!r} → {value!r}" for name, value in mine.items()
+                  if name != "num_layers" and value != theirs[name]]
+        if differ:
+            raise ValueError(f"Only num_layers may differ from the network grown from; these differ: {', '.join(differ)}.")
+        depth, extra = other.config.num_layers, self.config.num_layers - other.config.num_layers
+        if extra < 0:
+            raise ValueError(f"A network of {self.config.num_layers} layers cannot grow from one of {depth}; "
+                             "num_layers must be at least the trained network's.")
+        if extra and self.config.multiple_readouts:
+            raise ValueError("With multiple_readouts the output averages a readout per layer, so extra layers would "
+                             "change it; grow networks with multiple_readouts=false.")
+        missing, unexpected = self.load_state_dict(other.state_dict(), strict=False)
+        assert not unexpected and all(key.startswith("layers.") for key in missing), (missing, unexpected)
+        for block in self.layers[depth:]:
+            block.reset_parameters()
+            nn.init.zeros_(block.mlp[-1].weight)
+            nn.init.zeros_(block.mlp[-1].bias)
+
     def forward(self, data: Data) -> tuple[Tensor, Tensor]:
         return self._forward(data, calibrate=False)
 

@@ -319,6 +319,39 @@ def test_ponita_calibrate_is_deterministic() -> None:
     assert all(torch.equal(models[0][key], models[1][key]) for key in models[0])
 
 
+@pytest.mark.parametrize("space", ["R3xS2", "R3", "SE3"])
+def test_grown_network_computes_the_trained_one_and_trains_its_new_blocks(space: str) -> None:
+    torch.manual_seed(0)
+    small = _model(space, num_layers=2, multiple_readouts=False)
+    data = _data(space, num_nodes=6)
+    small.calibrate(data)
+    deep = _model(space, num_layers=5, multiple_readouts=False)
+    deep.grow_from(small)
+    assert bool(deep.calibrated)
+    for mine, theirs in zip(deep(data), small(data)):
+        assert torch.equal(mine, theirs)  # identity blocks add exact zeros
+    _check_equivariance(deep, data, space)
+    deep(data)[0].square().sum().backward()
+    for block in deep.layers[2:]:
+        assert block.mlp[-1].weight.grad.abs().sum() > 0  # the new blocks learn from the first step
+        assert all(p.grad is None or not p.grad.any() for p in block.conv.parameters())  # behind the zero layer
+
+
+def test_grow_from_refuses_networks_that_do_not_fit() -> None:
+    small = _model("R3xS2", num_layers=2, multiple_readouts=False)
+    with pytest.raises(ValueError, match=r"Only num_layers may differ.*hidden_dim 8 → 16"):
+        _model("R3xS2", num_layers=3, hidden_dim=16, multiple_readouts=False).grow_from(small)
+    with pytest.raises(ValueError, match="num_layers must be at least the trained network's"):
+        _model("R3xS2", num_layers=1, multiple_readouts=False).grow_from(small)
+    averaged = _model("R3xS2", num_layers=2, multiple_readouts=True)
+    with pytest.raises(ValueError, match="multiple_readouts=false"):
+        _model("R3xS2", num_layers=3, multiple_readouts=True).grow_from(averaged)
+    same = _model("R3xS2", num_layers=2, multiple_readouts=True)
+    same.grow_from(averaged)  # as many layers: a plain copy
+    data = _data("R3xS2")
+    assert torch.equal(same(data)[0], averaged(data)[0])
+
+
 def test_ponita_config_round_trip() -> None:
     model = _model("SE3", radius=2.0)
     rebuilt = Ponita(**dataclasses.asdict(model.config))

@@ -104,6 +104,7 @@ class TaskModule(pl.LightningModule):
         self._loss_count = 0
         self._ema_tensors: tuple[list[Tensor], ...] | None = None
         self._network_compile: tuple[float | None, float | None] | None = None  # (first step's start, its seconds)
+        self.start_summary: str | None = None  # where the weights came from, if not fresh (init_from)
 
     def compile_network(self) -> None:
         """``compile_step`` for batches whose structure changes (molecules of different sizes): the zoo model's

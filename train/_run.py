@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
 from torch_geometric.data import Batch, Data
 
-from ponita.models import Checkpoint, model_classes, read_checkpoint, save_model, stored_config
+from ponita.models import Checkpoint, NetworkModel, load_model, model_classes, read_checkpoint, save_model, stored_config
 from ponita.ops import flush_denormals
 
 from ._config import TrainConfig, load_config, save_config
@@ -131,7 +131,10 @@ def fit(
         f" ({precision.reason})" if config.precision == "auto" else "")
 
     statistics = task.statistics(train_data)
-    module = TaskModule(task, task.build_model(statistics), statistics, protocol, precision)
+    model = task.build_model(statistics)
+    start = grow_model(model, config.init_from) if config.init_from is not None and resume is None else None
+    module = TaskModule(task, model, statistics, protocol, precision)
+    module.start_summary = start
     if config.compile_step and task.static_batch(module.model, Batch.from_data_list(list(train_data[:1]))) is None:
         if task.second_order_loss or not isinstance(getattr(module.model, "network", None), torch.nn.Module):
             raise ValueError(
@@ -325,6 +328,25 @@ def _test_record(task: Task, model: torch.nn.Module, data: Sequence[Data], train
         if files:
             record["artefacts"] = {name: str(file) for name, file in files.items()}
     return record
+
+
+def grow_model(model: torch.nn.Module, path: str | Path) -> str:
+    """Starts ``model`` from the network weights of the model file ``path`` (``init_from``; see
+    :meth:`ponita.models.NetworkModel.grow_from`) and says so in words.
+
+    Raises:
+        FileNotFoundError, ValueError: if the file is missing or unreadable, or its model does not fit ``model``.
+    """
+    source = load_model(path)
+    if not isinstance(model, NetworkModel):
+        raise ValueError(f"init_from needs a model built around one PONITA network; {type(model).__name__} is not.")
+    try:
+        model.grow_from(source)
+    except ValueError as error:
+        raise ValueError(f"init_from={path} does not fit this run's model: {error}") from None
+    before, after = source.network.config.num_layers, model.network.config.num_layers
+    grown = f" ({before} layers → {after}; the new blocks start as the identity)" if after > before else ""
+    return f"the network weights of {path}{grown}"
 
 
 def _loggers(output: Path, keep_previous: bool) -> list[Logger]:

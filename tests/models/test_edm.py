@@ -9,6 +9,7 @@ from ponita import testing
 from ponita.models import (
     EDM,
     EDMConfig,
+    PonitaPotential,
     karras_loss_weight,
     karras_preconditioning,
     karras_sigmas,
@@ -359,3 +360,18 @@ def test_resample_takes_one_molecule_without_a_batch_and_refuses_misshapen_input
     assert out.pos.shape == (3, 3) and out.batch.tolist() == [0, 0, 0] and float(out.pos.mean(0).abs().max()) < 1e-10
     with pytest.raises(ValueError, match=r"need pos \[N, 3\] and z \[N\]"):
         model.resample(Data(pos=torch.randn(3, 2), z=torch.tensor([8, 1, 1])), 0.1)
+
+
+def test_a_deeper_generator_grown_from_a_trained_one_denoises_alike() -> None:
+    shallow_network = {**NETWORK, "multiple_readouts": False}
+    trained = EDM(EDMConfig([1, 6, 7, 8, 9], {3: 2, 5: 3}, objective="karras", network=shallow_network)).double()
+    deeper = EDM(EDMConfig([1, 6, 7, 8, 9], {3: 2, 5: 3}, objective="karras",
+                           network={**shallow_network, "num_layers": 4})).double()
+    deeper.grow_from(trained)
+    data = molecules()
+    x = data.pos.double() - torch.stack([data.pos.double()[data.batch == g].mean(0) for g in range(2)])[data.batch]
+    h, sigma = trained.features(data.z), torch.full((8,), 0.2, dtype=torch.float64)
+    for mine, theirs in zip(deeper.denoise(x, h, sigma, data.batch, 2), trained.denoise(x, h, sigma, data.batch, 2)):
+        assert torch.equal(mine, theirs)
+    with pytest.raises(ValueError, match="cannot start from the weights of a PonitaPotential"):
+        deeper.grow_from(PonitaPotential([1, 6], {1: -1.0, 6: -2.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4))

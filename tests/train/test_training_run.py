@@ -13,6 +13,7 @@ from ponita.datasets import load_rmd17
 from ponita.models import load_potential, read_checkpoint
 from ponita.train import _probe
 from ponita.train import EpochSampler, MD17Task, RotatedFrames, cosine_with_warmup, fit, load_config
+from ponita.train._run import grow_model
 
 # Adam: on 8 frames and a few dozen steps Muon (the preset's) stays on the initial plateau longer.
 TINY = ["compile_step=false", "optimizer=adam", "ema_decay=0.5", "hidden_dim=8", "num_layers=1", "num_ori=4",
@@ -167,3 +168,25 @@ def test_a_run_paused_mid_epoch_and_resumed_matches_an_uninterrupted_run(frames:
         assert torch.equal(tensor, b["state_dict"][name]), name
     with pytest.raises(ValueError, match="pause_after_minutes must be > 0"):
         fit(tiny_task(tmp_path / "c"), frames[:8], frames[8:10], pause_after_minutes=0)
+
+
+def test_a_run_can_start_from_a_shallower_trained_model(frames: list[Data], tmp_path) -> None:
+    first = fit(tiny_task(tmp_path / "a", "max_epochs=2", "multiple_readouts=false"), frames[:8], frames[8:10])
+    task = tiny_task(tmp_path / "b", "max_epochs=1", "multiple_readouts=false", "num_layers=3",
+                     f"init_from={first.model}")
+    grown = task.build_model(task.statistics(frames[:8]))
+    assert "(1 layers → 3; the new blocks start as the identity)" in grow_model(grown, first.model)
+    batch = Batch.from_data_list(frames[10:12])
+    (energy, forces), (energy_0, forces_0) = grown.eval()(batch), load_potential(first.model)(batch)
+    assert torch.allclose(forces, forces_0, rtol=1e-6, atol=1e-6)  # energies: the run's own reference energies
+    assert torch.allclose(energy - energy[0], energy_0 - energy_0[0], atol=1e-6)
+    result = fit(task, frames[:8], frames[8:10])
+    assert read_checkpoint(result.model).config["network"]["num_layers"] == 3
+    first.model.unlink()  # a resumed run takes its weights from its checkpoint, not from init_from
+    fit(tiny_task(tmp_path / "b", "max_epochs=2", "multiple_readouts=false", "num_layers=3", f"init_from={first.model}"),
+        frames[:8], frames[8:10], resume=result.last_checkpoint)
+    with pytest.raises(FileNotFoundError):
+        fit(tiny_task(tmp_path / "c", "max_epochs=1", f"init_from={first.model}"), frames[:8], frames[8:10])
+    with pytest.raises(ValueError, match=r"init_from=.* does not fit this run's model: Only num_layers may differ"):
+        fit(tiny_task(tmp_path / "d", "max_epochs=1", "multiple_readouts=false", "hidden_dim=16",
+                      f"init_from={result.model}"), frames[:8], frames[8:10])

@@ -68,6 +68,8 @@ class EpochPrinter(pl.Callback):
             config = module.task.config
             print(f"  machine:   {machine_summary(config.num_threads)}")
             print(f"  precision: {module.precision_choice}", flush=True)
+            if module.start_summary:
+                print(f"  weights:   {module.start_summary}", flush=True)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
         seconds = getattr(module, "compile_seconds", None)
