@@ -47,6 +47,19 @@ def read_npz(path: Path) -> list[Data]:
             for i, n in enumerate(num_atoms.tolist())]
 
 
+def sample_batches(data: list[Data], num: int, seed: int, batch_size: int) -> list[Batch]:
+    """``num`` molecules of ``data`` chosen at random (seeded, without repeats), in batches of ``batch_size``.
+
+    Raises:
+        ValueError: if ``num`` is not in ``1..len(data)``.
+    """
+    if not 1 <= num <= len(data):
+        raise ValueError(f"-n must lie in 1..{len(data)}, got {num}")
+    chosen = np.random.default_rng(seed).choice(len(data), num, replace=False)
+    return [Batch.from_data_list([data[i] for i in chosen[start:start + batch_size]])
+            for start in range(0, num, batch_size)]
+
+
 def matmul_share(run: Callable[[], object]) -> tuple[float, float]:
     """Profiles ``run()``: the fraction of the CPU's self time in matrix products and their GFLOP/s."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as profile:

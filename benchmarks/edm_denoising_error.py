@@ -16,10 +16,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from bench_edm_training import read_npz
-from torch_geometric.data import Batch
+from bench_edm_training import read_npz, sample_batches
 
 from ponita.models import read_checkpoint
 from ponita.ops import flush_denormals
@@ -51,12 +49,10 @@ def main() -> None:
     vp = [path for path, model in models.items() if model.config.objective != "karras"]
     if vp:
         parser.error(f"{', '.join(vp)}: 'vp' generators; compare 'karras' generators, whose σ is the noise itself")
-    data = read_npz(args.npz)
-    if not 1 <= args.num <= len(data):
-        parser.error(f"-n must lie in 1..{len(data)}, got {args.num}")
-    chosen = np.random.default_rng(args.seed).choice(len(data), args.num, replace=False)
-    batches = [Batch.from_data_list([data[i] for i in chosen[start:start + args.batch_size]])
-               for start in range(0, args.num, args.batch_size)]
+    try:
+        batches = sample_batches(read_npz(args.npz), args.num, args.seed, args.batch_size)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"{args.num} test molecules, seed {args.seed}; RMS error per coordinate of the denoised positions (pm)\n")
     print("| generator | " + " | ".join(f"σ = {sigma:g} Å" for sigma in args.sigmas) + " |")
     print("|---|" + "---|" * len(args.sigmas))

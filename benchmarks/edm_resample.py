@@ -16,9 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from bench_edm_training import read_npz
+from bench_edm_training import read_npz, sample_batches
 from torch_geometric.data import Batch
 
 from ponita.datasets import Molecule, molecule_metrics
@@ -58,12 +57,10 @@ def main() -> None:
     model = read_checkpoint(args.checkpoint).build("cpu").eval()
     if model.config.objective != "karras":
         parser.error(f"{args.checkpoint} is a 'vp' generator; resampling runs the 'karras' objective's Heun sampler")
-    data = read_npz(args.npz)
-    if not 1 <= args.num <= len(data):
-        parser.error(f"-n must lie in 1..{len(data)}, got {args.num}")
-    chosen = np.random.default_rng(args.seed).choice(len(data), args.num, replace=False)
-    batches = [Batch.from_data_list([data[i] for i in chosen[start:start + args.batch_size]])
-               for start in range(0, args.num, args.batch_size)]
+    try:
+        batches = sample_batches(read_npz(args.npz), args.num, args.seed, args.batch_size)
+    except ValueError as error:
+        parser.error(str(error))
     centred = [batch.pos.double() - scatter_mean(batch.pos.double(), batch.batch, batch.num_graphs)[batch.batch]
                for batch in batches]  # resample returns positions centred per molecule
     print(f"{args.checkpoint}: {args.num} test molecules, {args.steps}-step sampler, seed {args.seed}\n")
