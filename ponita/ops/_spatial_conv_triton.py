@@ -3,9 +3,10 @@ r"""The ``"triton"`` backend of the spatial convolution: the four slot kernels a
 The slot kernels of :mod:`ponita.ops._fused_spatial_conv` (so backward and double backward
 reuse them) are:
 
-- ``_csr_conv_kernel``: one program per (node, channel tile, orientation), channel tiles adjacent, walks the node's
-  incoming edges (receiver CSR, for ``conv``) or outgoing edges (the sender order built with the
-  graph, ``ReceiverCSR.sender_order``/``sender_ptr``, for ``conv_transpose``) in blocks; per block it forms the kernel :math:`\varphi W` with ``tl.dot``,
+- ``_csr_conv_kernel``: one program per (node, channel tile, orientation block), channel tiles adjacent, walks the
+  node's incoming edges (receiver CSR, for ``conv``) or outgoing edges (the sender order built with the
+  graph, ``ReceiverCSR.sender_order``/``sender_ptr``, for ``conv_transpose``) in blocks; per block of edges ×
+  orientations it forms the kernel :math:`\varphi W` with one ``tl.dot``,
   multiplies by the gathered neighbour features and sums in registers. Nothing per edge reaches
   memory, and each output row is written once, so the sum is deterministic (no atomics).
 - ``_basis_grad_kernel``: per (edge block, orientation, basis tile),
@@ -14,7 +15,10 @@ reuse them) are:
   :math:`\sum_{e,o} \varphi^\top (g_{\mathrm{dst}} \odot x_{\mathrm{src}})`; the splits are
   summed afterwards in a fixed order (deterministic split-K).
 
-Accumulation is in float32 (float64 for float64 inputs). float32 ``tl.dot`` uses TF32 only when
+On a GPU the convolution's tiles (edges × orientations × channels per program) are autotuned per (O, C, B) among
+``_CONV_TILES``; the other kernels use fixed tiles. A tiling fixes the order of every sum, so results are
+deterministic for it; two processes whose autotuning picks different tilings round differently. Accumulation is in
+float32 (float64 for float64 inputs). float32 ``tl.dot`` uses TF32 only when
 ``torch.backends.cuda.matmul.allow_tf32`` is set, as torch's own matmul does.
 
 The kernels need CUDA tensors; with ``TRITON_INTERPRET=1`` set before this module is first
@@ -31,7 +35,7 @@ from torch import Tensor
 from ponita.ops._fused_spatial_conv import FusedKernels, FusedOps
 from ponita.ops._receiver_csr import ReceiverCSR
 
-_BLOCK_EDGES = 32
+_BLOCK_EDGES = 32  # the basis-gradient and weight-gradient kernels' tiles (the convolution's: _CONV_TILES)
 _BLOCK_BASIS = 32
 _BLOCK_CHANNELS = 32
 _BLOCK_ROWS = 64
@@ -53,34 +57,42 @@ def _csr_conv_kernel(
     DOT_DTYPE: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
     BLOCK_E: tl.constexpr,
+    BLOCK_O: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    # The channel tile is the fastest-varying program index: the programs of one (node, orientation) run
-    # side by side and read the same basis rows [E_i, B], which then come from cache instead of memory once
-    # per channel tile. (Node × tile share grid axis 0, whose range, unlike axes 1 and 2, fits any graph.)
+    # The channel tile is the fastest-varying program index: the programs of one (node, orientation block) run
+    # side by side and read the same basis rows [E_i, O_block, B], which then come from cache instead of memory
+    # once per channel tile. (Node × tile share grid axis 0, whose range, unlike axes 1 and 2, fits any graph.)
+    # A block of BLOCK_E edges × BLOCK_O orientations is one tl.dot of BLOCK_E·BLOCK_O rows: molecules have
+    # 18–37 in-edges, so orientation blocks are what lifts the rows to the 64+ that tensor cores need.
     num_channel_tiles = tl.cdiv(channels, BLOCK_C)
     node = tl.program_id(0) // num_channel_tiles
-    ori = tl.program_id(1)
+    offs_o = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)  # [BO]
+    mask_o = offs_o < num_ori
     offs_c = (tl.program_id(0) % num_channel_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
     mask_c = offs_c < channels
     start = tl.load(row_ptr_ptr + node)
     stop = tl.load(row_ptr_ptr + node + 1)
-    acc = tl.zeros([BLOCK_C], dtype=ACC_DTYPE)
+    acc = tl.zeros([BLOCK_O, BLOCK_C], dtype=ACC_DTYPE)
     for first in range(start, stop, BLOCK_E):
         positions = first + tl.arange(0, BLOCK_E)  # [BE]
         mask_e = positions < stop
         edges = tl.load(edge_ptr + positions, mask=mask_e, other=0)  # [BE]
         neighbours = tl.load(neighbour_ptr + positions, mask=mask_e, other=0)  # [BE]
-        kernel = tl.zeros([BLOCK_E, BLOCK_C], dtype=ACC_DTYPE)
+        # Rows (edge, orientation), edge-major: [BE·BO]
+        mask_r = tl.reshape(mask_e[:, None] & mask_o[None, :], [BLOCK_E * BLOCK_O])
+        basis_rows = tl.reshape(edges[:, None] * num_ori + offs_o[None, :], [BLOCK_E * BLOCK_O])
+        feature_rows = tl.reshape(neighbours[:, None] * num_ori + offs_o[None, :], [BLOCK_E * BLOCK_O])
+        kernel = tl.zeros([BLOCK_E * BLOCK_O, BLOCK_C], dtype=ACC_DTYPE)
         for first_b in range(0, basis_dim, BLOCK_B):
             offs_b = first_b + tl.arange(0, BLOCK_B)  # [BB]
             mask_b = offs_b < basis_dim
             phi = tl.load(
-                basis_ptr + (edges[:, None] * num_ori + ori) * basis_dim + offs_b[None, :],
-                mask=mask_e[:, None] & mask_b[None, :],
+                basis_ptr + basis_rows[:, None] * basis_dim + offs_b[None, :],
+                mask=mask_r[:, None] & mask_b[None, :],
                 other=0.0,
-            )  # [BE, BB]
+            )  # [BE·BO, BB]
             w = tl.load(
                 weight_ptr + offs_b[:, None] * channels + offs_c[None, :],
                 mask=mask_b[:, None] & mask_c[None, :],
@@ -88,16 +100,31 @@ def _csr_conv_kernel(
             )  # [BB, BC]
             kernel = tl.dot(phi.to(DOT_DTYPE), w.to(DOT_DTYPE), kernel, input_precision=INPUT_PRECISION, out_dtype=ACC_DTYPE)
         feats = tl.load(
-            features_ptr + (neighbours[:, None] * num_ori + ori) * channels + offs_c[None, :],
-            mask=mask_e[:, None] & mask_c[None, :],
+            features_ptr + feature_rows[:, None] * channels + offs_c[None, :],
+            mask=mask_r[:, None] & mask_c[None, :],
             other=0.0,
-        )  # [BE, BC]
-        acc += tl.sum(kernel * feats.to(ACC_DTYPE), axis=0)
+        )  # [BE·BO, BC]
+        messages = tl.reshape(kernel * feats.to(ACC_DTYPE), [BLOCK_E, BLOCK_O, BLOCK_C])
+        acc += tl.sum(messages, axis=0)  # [BO, BC]
     tl.store(
-        out_ptr + (node * num_ori + ori) * channels + offs_c,
+        out_ptr + (node * num_ori + offs_o)[:, None] * channels + offs_c[None, :],
         acc.to(out_ptr.dtype.element_ty),
-        mask=mask_c,
+        mask=mask_o[:, None] & mask_c[None, :],
     )
+
+
+# Tile shapes the GPU tries per (O, C, B) and keeps the fastest of (triton.autotune): the first is the fixed tiling
+# of before (32 edges of one orientation), so tuning can only gain; the others put 64–128 rows into each tl.dot.
+_CONV_TILES = [  # (BLOCK_E, BLOCK_O, BLOCK_C, num_warps)
+    (32, 1, 32, 4), (16, 4, 32, 4), (32, 2, 32, 4), (16, 8, 32, 4), (16, 4, 64, 4), (32, 4, 64, 8), (8, 8, 64, 4),
+]
+_csr_conv_tuned = triton.autotune(
+    configs=[triton.Config({"BLOCK_E": e, "BLOCK_O": o, "BLOCK_C": c, "BLOCK_B": 32}, num_warps=w)
+             for e, o, c, w in _CONV_TILES],
+    key=["num_ori", "channels", "basis_dim"],
+)(_csr_conv_kernel)
+# Triton's interpreter (the tests, on CPU tensors) runs one tiling, with orientation blocks; tests may set others.
+interpreter_conv_tiles = {"BLOCK_E": 16, "BLOCK_O": 4, "BLOCK_C": 32, "BLOCK_B": 32}
 
 
 @triton.jit
@@ -198,10 +225,14 @@ def _weight_grad_kernel(
     )
 
 
+def _interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
 def _dot_dtype(dtype: torch.dtype) -> tl.dtype:
     """``tl.dot`` operand type: the input's, except float32 for half types under the interpreter,
     whose ``tl.dot`` misreads bfloat16 operands (Triton 3.9)."""
-    if dtype in (torch.bfloat16, torch.float16) and os.environ.get("TRITON_INTERPRET") == "1":
+    if dtype in (torch.bfloat16, torch.float16) and _interpreted():
         return tl.float32
     return {torch.float64: tl.float64, torch.float32: tl.float32,
             torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}[dtype]  # fmt: skip
@@ -219,7 +250,7 @@ def _precision_args(dtype: torch.dtype) -> dict:
 
 
 def _check_device(*tensors: Tensor) -> None:
-    if not all(t.is_cuda for t in tensors) and os.environ.get("TRITON_INTERPRET") != "1":
+    if not all(t.is_cuda for t in tensors) and not _interpreted():
         raise ValueError(
             "The 'triton' spatial-conv backend needs CUDA tensors (or TRITON_INTERPRET=1 set "
             "before ponita's Triton kernels are first used); use backend='cpu' on the CPU."
@@ -240,13 +271,15 @@ def _csr_conv(
     out = torch.empty_like(features)  # [N, O, C]
     if num_nodes == 0 or num_ori == 0 or channels == 0:
         return out
-    grid = (num_nodes * triton.cdiv(channels, _BLOCK_CHANNELS), num_ori)
-    _csr_conv_kernel[grid](
-        features, basis, weight, out, row_ptr, edge_ids, neighbours,
-        num_ori, channels, basis.shape[2],
-        **_precision_args(features.dtype),
-        BLOCK_E=_BLOCK_EDGES, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
-    )  # fmt: skip
+    def grid(tiles: dict) -> tuple[int, int]:
+        return num_nodes * triton.cdiv(channels, tiles["BLOCK_C"]), triton.cdiv(num_ori, tiles["BLOCK_O"])
+
+    args = (features, basis, weight, out, row_ptr, edge_ids, neighbours, num_ori, channels, basis.shape[2])
+    if _interpreted():
+        _csr_conv_kernel[grid(interpreter_conv_tiles)](
+            *args, **_precision_args(features.dtype), **interpreter_conv_tiles)
+    else:
+        _csr_conv_tuned[grid](*args, **_precision_args(features.dtype))
     return out
 
 

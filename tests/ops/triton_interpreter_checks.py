@@ -4,6 +4,7 @@ Not collected on its own: ``test_spatial_conv_triton.py`` runs this file with py
 process with ``TRITON_INTERPRET=1``, which must be set before the kernels are first imported.
 """
 
+import importlib
 import os
 
 import pytest
@@ -15,6 +16,8 @@ from ponita.ops._spatial_conv_cpu import CPU_KERNELS
 if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("runs only in the child process of test_spatial_conv_triton.py", allow_module_level=True)
 from ponita.ops._spatial_conv_triton import TRITON_KERNELS  # noqa: E402
+
+triton_backend = importlib.import_module("ponita.ops._spatial_conv_triton")  # (ponita.ops has a function of that name)
 
 GRAPHS = {
     # name: (edge index, N, O, C, B)
@@ -43,6 +46,30 @@ def test_triton_slot_kernels_match_cpu_kernels(graph_name, dtype):
         assert actual.shape == expected.shape and actual.dtype == dtype
         scale = max([1.0, *expected.double().abs().flatten().tolist()])
         torch.testing.assert_close(actual.double(), expected.double(), rtol=tolerance, atol=tolerance * scale)
+
+
+@pytest.mark.parametrize("tiles", [(32, 1, 32), (4, 2, 32), (2, 8, 16)], ids=["one_orientation", "uneven", "wide"])
+def test_every_convolution_tiling_matches_the_cpu_kernels(tiles, monkeypatch):
+    # The GPU autotunes among tilings; each must give the same sums. Five orientations leave a partial orientation
+    # block for the blocks of 2 and 8, the hub's 40 in-edges several edge blocks, 33 channels a partial channel tile.
+    block_e, block_o, block_c = tiles
+    monkeypatch.setattr(triton_backend, "interpreter_conv_tiles",
+                        {"BLOCK_E": block_e, "BLOCK_O": block_o, "BLOCK_C": block_c, "BLOCK_B": 32})
+    edge_index, num_nodes, num_ori, channels, basis_dim = GRAPHS["hub_and_tiles"]
+    graph, _ = receiver_csr(edge_index, num_nodes)
+    g, x = torch.randn(2, num_nodes, num_ori, channels, dtype=torch.float64)
+    basis = torch.randn(graph.num_edges, num_ori, basis_dim, dtype=torch.float64)
+    weight = torch.randn(basis_dim, channels, dtype=torch.float64)
+    for slot, args in ((0, (basis, weight)), (1, (basis, weight))):  # conv (receivers) and conv_transpose (senders)
+        features = x if slot == 0 else g
+        torch.testing.assert_close(TRITON_KERNELS[slot](features, *args, graph), CPU_KERNELS[slot](features, *args, graph),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_the_gpu_tilings_start_with_the_fixed_one_and_reach_64_rows():
+    tiles = triton_backend._CONV_TILES
+    assert tiles[0] == (32, 1, 32, 4)  # what the kernel ran before autotuning: tuning can only gain
+    assert all(e * o >= 32 for e, o, _, _ in tiles) and sum(e * o >= 64 for e, o, _, _ in tiles) >= 5
 
 
 def test_triton_gradcheck_and_gradgradcheck():
