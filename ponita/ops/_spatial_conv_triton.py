@@ -16,7 +16,7 @@ reuse them) are:
   summed afterwards in a fixed order (deterministic split-K).
 
 On a GPU the convolution's tiles (edges × orientations × channels per program) are autotuned per (O, C, B) among
-``_CONV_TILES``; the other kernels use fixed tiles. A tiling fixes the order of every sum, so results are
+``_CONV_TILES``, the basis gradient's among ``_BASIS_GRAD_TILES``; the weight gradient uses fixed tiles. A tiling fixes the order of every sum, so results are
 deterministic for it; two processes whose autotuning picks different tilings round differently. Accumulation is in
 float32 (float64 for float64 inputs). float32 ``tl.dot`` uses TF32 only when
 ``torch.backends.cuda.matmul.allow_tf32`` is set, as torch's own matmul does.
@@ -35,8 +35,7 @@ from torch import Tensor
 from ponita.ops._fused_spatial_conv import FusedKernels, FusedOps
 from ponita.ops._receiver_csr import ReceiverCSR
 
-_BLOCK_EDGES = 32  # the basis-gradient and weight-gradient kernels' tiles (the convolution's: _CONV_TILES)
-_BLOCK_BASIS = 32
+_BLOCK_BASIS = 32  # the weight gradient's tiles (the convolution's: _CONV_TILES; the basis gradient's: _BASIS_GRAD_TILES)
 _BLOCK_CHANNELS = 32
 _BLOCK_ROWS = 64
 
@@ -173,6 +172,15 @@ def _basis_grad_kernel(
     )
 
 
+# The basis gradient's rows are independent edges: tiles of 64–128 of them fill tensor cores (first: the old tiling).
+_BASIS_GRAD_TILES = [(32, 32, 4), (64, 32, 4), (128, 32, 8), (64, 64, 4), (128, 64, 8)]  # (BLOCK_E, BLOCK_B, num_warps)
+_basis_grad_tuned = triton.autotune(
+    configs=[triton.Config({"BLOCK_E": e, "BLOCK_B": b, "BLOCK_C": 32}, num_warps=w) for e, b, w in _BASIS_GRAD_TILES],
+    key=["num_ori", "channels", "basis_dim"],
+)(_basis_grad_kernel)
+interpreter_basis_grad_tiles = {"BLOCK_E": 32, "BLOCK_B": 32, "BLOCK_C": 32}
+
+
 @triton.jit
 def _weight_grad_kernel(
     g_ptr,  # [N, O, C], gathered at receivers
@@ -301,13 +309,15 @@ def _basis_grad(g: Tensor, x: Tensor, weight: Tensor, graph: ReceiverCSR) -> Ten
     out = x.new_empty((graph.num_edges, num_ori, basis_dim))  # [E, O, B]
     if out.numel() == 0:
         return out
-    grid = (triton.cdiv(graph.num_edges, _BLOCK_EDGES), num_ori, triton.cdiv(basis_dim, _BLOCK_BASIS))
-    _basis_grad_kernel[grid](
-        g, x, weight, out, graph.src, graph.dst,
-        graph.num_edges, num_ori, channels, basis_dim,
-        **_precision_args(x.dtype),
-        BLOCK_E=_BLOCK_EDGES, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
-    )  # fmt: skip
+    def grid(tiles: dict) -> tuple[int, int, int]:
+        return triton.cdiv(graph.num_edges, tiles["BLOCK_E"]), num_ori, triton.cdiv(basis_dim, tiles["BLOCK_B"])
+
+    args = (g, x, weight, out, graph.src, graph.dst, graph.num_edges, num_ori, channels, basis_dim)
+    if _interpreted():
+        _basis_grad_kernel[grid(interpreter_basis_grad_tiles)](
+            *args, **_precision_args(x.dtype), **interpreter_basis_grad_tiles)
+    else:
+        _basis_grad_tuned[grid](*args, **_precision_args(x.dtype))
     return out
 
 

@@ -66,10 +66,22 @@ def test_every_convolution_tiling_matches_the_cpu_kernels(tiles, monkeypatch):
                                    rtol=1e-12, atol=1e-12)
 
 
-def test_the_gpu_tilings_start_with_the_fixed_one_and_reach_64_rows():
-    tiles = triton_backend._CONV_TILES
-    assert tiles[0] == (32, 1, 32, 4)  # what the kernel ran before autotuning: tuning can only gain
-    assert all(e * o >= 32 for e, o, _, _ in tiles) and sum(e * o >= 64 for e, o, _, _ in tiles) >= 5
+@pytest.mark.parametrize("tiles", [(64, 64), (128, 32)])
+def test_every_basis_gradient_tiling_matches_the_cpu_kernel(tiles, monkeypatch):
+    monkeypatch.setattr(triton_backend, "interpreter_basis_grad_tiles",
+                        {"BLOCK_E": tiles[0], "BLOCK_B": tiles[1], "BLOCK_C": 32})
+    edge_index, num_nodes, num_ori, channels, basis_dim = GRAPHS["hub_and_tiles"]
+    graph, _ = receiver_csr(edge_index, num_nodes)
+    g, x = torch.randn(2, num_nodes, num_ori, channels, dtype=torch.float64)
+    weight = torch.randn(basis_dim, channels, dtype=torch.float64)
+    torch.testing.assert_close(TRITON_KERNELS.basis_grad(g, x, weight, graph), CPU_KERNELS.basis_grad(g, x, weight, graph),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_the_gpu_tilings_start_with_the_fixed_ones_and_reach_64_rows():
+    conv, basis_grad = triton_backend._CONV_TILES, triton_backend._BASIS_GRAD_TILES
+    assert conv[0] == (32, 1, 32, 4) and basis_grad[0] == (32, 32, 4)  # the tilings of before: tuning can only gain
+    assert sum(e * o >= 64 for e, o, _, _ in conv) >= 5 and sum(e >= 64 for e, _, _ in basis_grad) >= 4
 
 
 def test_triton_gradcheck_and_gradgradcheck():
