@@ -78,8 +78,9 @@ class TrainConfig:
         probe_every_minutes: every this many minutes of training steps, log the task's quality probe
             (:meth:`Task.probe`, e.g. a generator's molecule stability) against training hours in
             ``logs/probe.csv`` and the learning curve; ``None``: no probes (tasks without a probe ignore it).
-        init_from: a model file of this task (e.g. a run's exported model or ``pretrained/*.pt``) whose network
-            weights start the run instead of fresh ones; ``model`` may ask for more layers, which start as the
+        init_from: a model file of this task (e.g. a run's exported model or ``pretrained/*.pt``), or a run's
+            Lightning checkpoint (``.ckpt``, its EMA weights), whose network weights start the run instead of fresh
+            ones; ``model`` may ask for more layers, which start as the
             identity (:meth:`ponita.Ponita.grow_from`). The optimiser, schedule and EMA start afresh; a resumed
             run ignores it (its checkpoint holds the weights).
         precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``, or ``"auto"``:

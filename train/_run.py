@@ -226,14 +226,11 @@ def export_model(lightning_checkpoint: str | Path, path: str | Path) -> Path:
 
     Returns:
         ``path``.
+
+    Raises:
+        FileNotFoundError, ValueError: if the file is missing, unreadable or not a checkpoint of a ponita run.
     """
-    state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
-    cls = model_classes()[state["ponita_model_class"]]
-    model = cls.from_config(cls.config_class(**stored_config(cls.config_class, state["ponita_model_config"])))
-    ema = {key.removeprefix("ema."): value for key, value in state["state_dict"].items() if key.startswith("ema.")}
-    if ema[next(name for name, _ in model.named_parameters())].dtype == torch.float64:
-        model.double()  # 64-true training; buffers that are float64 anyway (grid, E0) keep their dtype otherwise
-    model.load_state_dict(ema)
+    state = _read_lightning_checkpoint(lightning_checkpoint)
     metadata = {
         "train_config": state["ponita_train_config"],
         "protocol": state["ponita_protocol"],
@@ -241,7 +238,36 @@ def export_model(lightning_checkpoint: str | Path, path: str | Path) -> Path:
         "epoch": state["epoch"],
         "global_step": state["global_step"],
     }
-    return save_model(model, path, task=state["ponita_task"], **metadata)
+    return save_model(_ema_model(state), path, task=state["ponita_task"], **metadata)
+
+
+def _ema_model(state: dict[str, Any]) -> torch.nn.Module:
+    """The EMA model of a Lightning checkpoint's contents."""
+    cls = model_classes()[state["ponita_model_class"]]
+    model = cls.from_config(cls.config_class(**stored_config(cls.config_class, state["ponita_model_config"])))
+    ema = {key.removeprefix("ema."): value for key, value in state["state_dict"].items() if key.startswith("ema.")}
+    if ema[next(name for name, _ in model.named_parameters())].dtype == torch.float64:
+        model.double()  # 64-true training; buffers that are float64 anyway (grid, E0) keep their dtype otherwise
+    model.load_state_dict(ema)
+    return model
+
+
+def _read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The contents of a Lightning checkpoint of a ponita run, checked.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if the file is unreadable or not a checkpoint of a ponita run.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist (or is a folder).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # zip, pickle and EOF errors all mean: not a readable checkpoint
+        raise ValueError(f"{path} is not a readable Lightning checkpoint (truncated?).") from None
+    if not isinstance(state, dict) or "ponita_train_config" not in state:
+        raise ValueError(f"{path} is not a Lightning checkpoint of a ponita run; pass RUN/checkpoints/last.ckpt.")
+    return state
 
 
 def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -250,16 +276,7 @@ def resume_config(lightning_checkpoint: str | Path, overrides: Sequence[str] = (
     Raises:
         ValueError: if the file is not a readable Lightning checkpoint of a ponita run.
     """
-    if not Path(lightning_checkpoint).is_file():
-        raise FileNotFoundError(f"Checkpoint {lightning_checkpoint} does not exist (or is a folder).")
-    try:
-        state = torch.load(lightning_checkpoint, map_location="cpu", weights_only=False)
-    except Exception:  # zip, pickle and EOF errors all mean: not a readable checkpoint
-        raise ValueError(f"{lightning_checkpoint} is not a readable Lightning checkpoint (truncated?).") from None
-    if not isinstance(state, dict) or "ponita_train_config" not in state:
-        raise ValueError(
-            f"{lightning_checkpoint} is not a Lightning checkpoint of a ponita run; pass RUN/checkpoints/last.ckpt."
-        )
+    state = _read_lightning_checkpoint(lightning_checkpoint)
     stored = state["ponita_train_config"]
     task = state.get("ponita_task") or stored.get("task")
     if task is None and "molecule" in stored:  # a flat config of ponita 0.1.0, which trained md17 potentials only
@@ -331,13 +348,14 @@ def _test_record(task: Task, model: torch.nn.Module, data: Sequence[Data], train
 
 
 def grow_model(model: torch.nn.Module, path: str | Path) -> str:
-    """Starts ``model`` from the network weights of the model file ``path`` (``init_from``; see
-    :meth:`ponita.models.NetworkModel.grow_from`) and says so in words.
+    """Starts ``model`` from the network weights of the model file ``path``, or of the EMA weights of a run's
+    Lightning checkpoint (``.ckpt``) (``init_from``; see :meth:`ponita.models.NetworkModel.grow_from`), and says so
+    in words.
 
     Raises:
         FileNotFoundError, ValueError: if the file is missing or unreadable, or its model does not fit ``model``.
     """
-    source = load_model(path)
+    source = _ema_model(_read_lightning_checkpoint(path)) if str(path).endswith(".ckpt") else load_model(path)
     if not isinstance(model, NetworkModel):
         raise ValueError(f"init_from needs a model built around one PONITA network; {type(model).__name__} is not.")
     try:

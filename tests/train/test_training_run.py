@@ -185,8 +185,13 @@ def test_a_run_can_start_from_a_shallower_trained_model(frames: list[Data], tmp_
     first.model.unlink()  # a resumed run takes its weights from its checkpoint, not from init_from
     fit(tiny_task(tmp_path / "b", "max_epochs=2", "multiple_readouts=false", "num_layers=3", f"init_from={first.model}"),
         frames[:8], frames[8:10], resume=result.last_checkpoint)
-    with pytest.raises(FileNotFoundError):
-        fit(tiny_task(tmp_path / "c", "max_epochs=1", f"init_from={first.model}"), frames[:8], frames[8:10])
+    same_depth = tiny_task(tmp_path / "e", "multiple_readouts=false").build_model(task.statistics(frames[:8]))
+    assert grow_model(same_depth, first.last_checkpoint) == f"the network weights of {first.last_checkpoint}"
+    ema = torch.load(first.last_checkpoint, weights_only=False)["state_dict"]  # a .ckpt gives its EMA weights
+    assert all(torch.equal(value, ema[f"ema.network.{key}"]) for key, value in same_depth.network.state_dict().items())
+    for missing in (first.model, tmp_path / "none.ckpt"):
+        with pytest.raises(FileNotFoundError):
+            fit(tiny_task(tmp_path / "c", "max_epochs=1", f"init_from={missing}"), frames[:8], frames[8:10])
     with pytest.raises(ValueError, match=r"init_from=.* does not fit this run's model: Only num_layers may differ"):
         fit(tiny_task(tmp_path / "d", "max_epochs=1", "multiple_readouts=false", "hidden_dim=16",
                       f"init_from={result.model}"), frames[:8], frames[8:10])
