@@ -16,7 +16,7 @@ reuse them) are:
   summed afterwards in a fixed order (deterministic split-K).
 
 On a GPU the convolution's tiles (edges × orientations × channels per program) are autotuned per (O, C, B) among
-``_CONV_TILES``, the basis gradient's among ``_BASIS_GRAD_TILES``; the weight gradient uses fixed tiles. A tiling fixes the order of every sum, so results are
+``_CONV_TILES``, the gradients' among ``_BASIS_GRAD_TILES`` and ``_WEIGHT_GRAD_TILES``. A tiling fixes the order of every sum, so results are
 deterministic for it; two processes whose autotuning picks different tilings round differently. Accumulation is in
 float32 (float64 for float64 inputs). float32 ``tl.dot`` uses TF32 only when
 ``torch.backends.cuda.matmul.allow_tf32`` is set, as torch's own matmul does.
@@ -35,7 +35,7 @@ from torch import Tensor
 from ponita.ops._fused_spatial_conv import FusedKernels, FusedOps
 from ponita.ops._receiver_csr import ReceiverCSR
 
-_BLOCK_BASIS = 32  # the weight gradient's tiles (the convolution's: _CONV_TILES; the basis gradient's: _BASIS_GRAD_TILES)
+_BLOCK_BASIS = 32  # the smallest tiles of the weight gradient, which fix its row splits
 _BLOCK_CHANNELS = 32
 _BLOCK_ROWS = 64
 
@@ -233,6 +233,15 @@ def _weight_grad_kernel(
     )
 
 
+# The weight gradient's tl.dot has BLOCK_B rows: 64 fill tensor cores (first: the old tiling).
+_WEIGHT_GRAD_TILES = [(64, 32, 32, 4), (64, 64, 32, 4), (64, 64, 64, 8), (32, 64, 32, 4), (64, 32, 64, 4)]  # (BLOCK_R, BLOCK_B, BLOCK_C, warps)
+_weight_grad_tuned = triton.autotune(
+    configs=[triton.Config({"BLOCK_R": r, "BLOCK_B": b, "BLOCK_C": c}, num_warps=w) for r, b, c, w in _WEIGHT_GRAD_TILES],
+    key=["num_ori", "channels", "basis_dim"],
+)(_weight_grad_kernel)
+interpreter_weight_grad_tiles = {"BLOCK_R": 64, "BLOCK_B": 32, "BLOCK_C": 32}
+
+
 def _interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -334,13 +343,17 @@ def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Ten
     rows_per_split = triton.cdiv(triton.cdiv(num_rows, num_splits), _BLOCK_ROWS) * _BLOCK_ROWS
     partial = x.new_zeros((num_splits, basis_dim, channels), dtype=partial_dtype)  # [S, B, C]
     if num_rows > 0 and basis_dim > 0 and channels > 0:
-        grid = (triton.cdiv(basis_dim, _BLOCK_BASIS), triton.cdiv(channels, _BLOCK_CHANNELS), num_splits)
-        _weight_grad_kernel[grid](
-            g, x, basis, partial, graph.src, graph.dst,
-            num_rows, rows_per_split, num_ori, channels, basis_dim,
-            **_precision_args(x.dtype),
-            BLOCK_R=_BLOCK_ROWS, BLOCK_B=_BLOCK_BASIS, BLOCK_C=_BLOCK_CHANNELS,
-        )  # fmt: skip
+        # The splits are fixed above, whatever the tiles: every tiling writes each partial sum once (autotuning may
+        # rerun it) and the splits are summed in the same order.
+        def grid(tiles: dict) -> tuple[int, int, int]:
+            return triton.cdiv(basis_dim, tiles["BLOCK_B"]), triton.cdiv(channels, tiles["BLOCK_C"]), num_splits
+
+        args = (g, x, basis, partial, graph.src, graph.dst, num_rows, rows_per_split, num_ori, channels, basis_dim)
+        if _interpreted():
+            _weight_grad_kernel[grid(interpreter_weight_grad_tiles)](
+                *args, **_precision_args(x.dtype), **interpreter_weight_grad_tiles)
+        else:
+            _weight_grad_tuned[grid](*args, **_precision_args(x.dtype))
     return partial.sum(0).to(x.dtype)  # [B, C]
 
 

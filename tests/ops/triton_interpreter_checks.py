@@ -78,10 +78,25 @@ def test_every_basis_gradient_tiling_matches_the_cpu_kernel(tiles, monkeypatch):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("tiles", [(32, 64, 64), (64, 64, 32)])
+def test_every_weight_gradient_tiling_matches_the_cpu_kernel(tiles, monkeypatch):
+    monkeypatch.setattr(triton_backend, "interpreter_weight_grad_tiles",
+                        {"BLOCK_R": tiles[0], "BLOCK_B": tiles[1], "BLOCK_C": tiles[2]})
+    edge_index, num_nodes, num_ori, channels, basis_dim = GRAPHS["hub_and_tiles"]
+    graph, _ = receiver_csr(edge_index, num_nodes)
+    g, x = torch.randn(2, num_nodes, num_ori, channels, dtype=torch.float64)
+    basis = torch.randn(graph.num_edges, num_ori, basis_dim, dtype=torch.float64)
+    torch.testing.assert_close(TRITON_KERNELS.weight_grad(g, x, basis, graph), CPU_KERNELS.weight_grad(g, x, basis, graph),
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_the_gpu_tilings_start_with_the_fixed_ones_and_reach_64_rows():
     conv, basis_grad = triton_backend._CONV_TILES, triton_backend._BASIS_GRAD_TILES
-    assert conv[0] == (32, 1, 32, 4) and basis_grad[0] == (32, 32, 4)  # the tilings of before: tuning can only gain
+    weight_grad = triton_backend._WEIGHT_GRAD_TILES
+    # the tilings of before come first: tuning can only gain
+    assert conv[0] == (32, 1, 32, 4) and basis_grad[0] == (32, 32, 4) and weight_grad[0] == (64, 32, 32, 4)
     assert sum(e * o >= 64 for e, o, _, _ in conv) >= 5 and sum(e >= 64 for e, _, _ in basis_grad) >= 4
+    assert sum(b >= 64 for _, b, _, _ in weight_grad) >= 3
 
 
 def test_triton_gradcheck_and_gradgradcheck():
