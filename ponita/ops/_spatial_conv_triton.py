@@ -26,6 +26,7 @@ imported, Triton's interpreter runs them on CPU tensors (used by the tests).
 """
 
 import os
+from collections.abc import Callable
 
 import torch
 import triton
@@ -266,6 +267,17 @@ def _precision_args(dtype: torch.dtype) -> dict:
     )
 
 
+def _launch(tuned: triton.runtime.Autotuner, interpreter_tiles: dict, grid: Callable[[dict], tuple[int, ...]],
+            args: tuple) -> None:
+    """Runs an autotuned kernel on ``args`` (the first a tensor of the inputs' dtype): on a GPU with the tiling its
+    tuning picks, under Triton's interpreter with ``interpreter_tiles`` (tuning would time every tiling there)."""
+    precision = _precision_args(args[0].dtype)
+    if _interpreted():
+        tuned.fn[grid(interpreter_tiles)](*args, **precision, **interpreter_tiles)
+    else:
+        tuned[grid](*args, **precision)
+
+
 def _check_device(*tensors: Tensor) -> None:
     if not all(t.is_cuda for t in tensors) and not _interpreted():
         raise ValueError(
@@ -288,15 +300,12 @@ def _csr_conv(
     out = torch.empty_like(features)  # [N, O, C]
     if num_nodes == 0 or num_ori == 0 or channels == 0:
         return out
+
     def grid(tiles: dict) -> tuple[int, int]:
         return num_nodes * triton.cdiv(channels, tiles["BLOCK_C"]), triton.cdiv(num_ori, tiles["BLOCK_O"])
 
-    args = (features, basis, weight, out, row_ptr, edge_ids, neighbours, num_ori, channels, basis.shape[2])
-    if _interpreted():
-        _csr_conv_kernel[grid(interpreter_conv_tiles)](
-            *args, **_precision_args(features.dtype), **interpreter_conv_tiles)
-    else:
-        _csr_conv_tuned[grid](*args, **_precision_args(features.dtype))
+    _launch(_csr_conv_tuned, interpreter_conv_tiles, grid,
+            (features, basis, weight, out, row_ptr, edge_ids, neighbours, num_ori, channels, basis.shape[2]))
     return out
 
 
@@ -318,15 +327,12 @@ def _basis_grad(g: Tensor, x: Tensor, weight: Tensor, graph: ReceiverCSR) -> Ten
     out = x.new_empty((graph.num_edges, num_ori, basis_dim))  # [E, O, B]
     if out.numel() == 0:
         return out
+
     def grid(tiles: dict) -> tuple[int, int, int]:
         return triton.cdiv(graph.num_edges, tiles["BLOCK_E"]), num_ori, triton.cdiv(basis_dim, tiles["BLOCK_B"])
 
-    args = (g, x, weight, out, graph.src, graph.dst, graph.num_edges, num_ori, channels, basis_dim)
-    if _interpreted():
-        _basis_grad_kernel[grid(interpreter_basis_grad_tiles)](
-            *args, **_precision_args(x.dtype), **interpreter_basis_grad_tiles)
-    else:
-        _basis_grad_tuned[grid](*args, **_precision_args(x.dtype))
+    _launch(_basis_grad_tuned, interpreter_basis_grad_tiles, grid,
+            (g, x, weight, out, graph.src, graph.dst, graph.num_edges, num_ori, channels, basis_dim))
     return out
 
 
@@ -348,12 +354,8 @@ def _weight_grad(g: Tensor, x: Tensor, basis: Tensor, graph: ReceiverCSR) -> Ten
         def grid(tiles: dict) -> tuple[int, int, int]:
             return triton.cdiv(basis_dim, tiles["BLOCK_B"]), triton.cdiv(channels, tiles["BLOCK_C"]), num_splits
 
-        args = (g, x, basis, partial, graph.src, graph.dst, num_rows, rows_per_split, num_ori, channels, basis_dim)
-        if _interpreted():
-            _weight_grad_kernel[grid(interpreter_weight_grad_tiles)](
-                *args, **_precision_args(x.dtype), **interpreter_weight_grad_tiles)
-        else:
-            _weight_grad_tuned[grid](*args, **_precision_args(x.dtype))
+        _launch(_weight_grad_tuned, interpreter_weight_grad_tiles, grid,
+                (g, x, basis, partial, graph.src, graph.dst, num_rows, rows_per_split, num_ori, channels, basis_dim))
     return partial.sum(0).to(x.dtype)  # [B, C]
 
 
