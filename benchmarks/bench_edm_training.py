@@ -47,6 +47,16 @@ def read_npz(path: Path) -> list[Data]:
             for i, n in enumerate(num_atoms.tolist())]
 
 
+def add_test_molecule_arguments(parser: argparse.ArgumentParser, num: int) -> None:
+    """The options of the benchmarks that draw test molecules (:func:`sample_batches`): ``--npz``, ``-n`` (default
+    ``num``), ``--seed``, ``--batch-size`` and ``--threads``."""
+    parser.add_argument("--npz", type=Path, required=True, help="EDM's processed QM9 split (edm_qm9_test.npz)")
+    parser.add_argument("-n", "--num", type=int, default=num, help="molecules drawn from the split")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of molecules and the noise")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+
+
 def sample_batches(data: list[Data], num: int, seed: int, batch_size: int) -> list[Batch]:
     """``num`` molecules of ``data`` chosen at random (seeded, without repeats), in batches of ``batch_size``.
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_edm_training import read_npz, sample_batches
+from bench_edm_training import add_test_molecule_arguments, read_npz, sample_batches
 
 from ponita.models import read_checkpoint
 from ponita.ops import flush_denormals
@@ -35,13 +35,9 @@ def load_generator(path: str) -> torch.nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("generators", nargs="+", help="exported generators (.pt) or training checkpoints (.ckpt)")
-    parser.add_argument("--npz", type=Path, required=True, help="EDM's processed QM9 split (edm_qm9_test.npz)")
-    parser.add_argument("-n", "--num", type=int, default=2000, help="molecules drawn from the split")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3, 0.5],
                         help="noise levels (Å)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of molecules and the noise")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
+    add_test_molecule_arguments(parser, num=2000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()

@@ -14,10 +14,9 @@ Usage:
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
-from bench_edm_training import read_npz, sample_batches
+from bench_edm_training import add_test_molecule_arguments, read_npz, sample_batches
 from torch_geometric.data import Batch
 
 from ponita.datasets import Molecule, molecule_metrics
@@ -43,14 +42,10 @@ def row(label: str, molecules: list[Molecule], seconds: float | None, shift: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a generator exported by `ponita train qm9-edm` (.pt), objective karras")
-    parser.add_argument("--npz", type=Path, required=True, help="EDM's processed QM9 split (edm_qm9_test.npz)")
-    parser.add_argument("-n", "--num", type=int, default=300, help="molecules drawn from the split")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
                         help="starting noise levels (Å)")
     parser.add_argument("--steps", type=int, default=80, help="Heun steps of the full sampler whose tail runs")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the choice of molecules and the noise")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
+    add_test_molecule_arguments(parser, num=300)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     reuse_freed_memory()
