@@ -38,8 +38,9 @@ class NetworkModel(nn.Module):
     @torch.no_grad()
     def grow_from(self, other: "NetworkModel") -> None:
         """Starts this model from the network weights of a trained model of its class (``ponita train``'s
-        ``init_from``): its network may have more layers, which start as the identity (see
-        :meth:`ponita.Ponita.grow_from`); this model's own statistics (sizes, scales, references) stay its own.
+        ``init_from``): its network may have more layers or a multiple of the channels and computes the trained
+        function (see :meth:`ponita.Ponita.grow_from`); this model's own statistics (sizes, scales, references) stay
+        its own.
 
         Raises:
             ValueError: if ``other`` is of another class, or its network does not fit this one's.

@@ -247,40 +247,72 @@ class Ponita(nn.Module):
         self.calibrated.fill_(False)
 
     @torch.no_grad()
-    def grow_from(self, other: "Ponita") -> None:
-        """Copies the weights of a trained network with this architecture but as many or fewer layers.
+    def grow_from(self, other: "Ponita", noise: float = 0.01) -> None:
+        """Starts this network from a trained one with as many or fewer layers and as many or fewer channels.
 
-        The first ``other.config.num_layers`` blocks, the kernel bases, the embedding and the readout take
-        ``other``'s weights (and its calibration flag); every further block starts as the identity (the last
-        linear layer of its MLP zero, its convolution freshly initialised), so this network computes
-        ``other``'s function exactly and training continues from it with more depth (a function-preserving
-        deepening, Chen et al.'s Net2DeeperNet, 2016).
+        A function-preserving growth (Chen et al.'s Net2Net, 2016): this network computes ``other``'s function, up
+        to float rounding, and training continues from it with the added capacity.
+
+        - **Deeper**: the first ``other.config.num_layers`` blocks take ``other``'s weights; every further block
+          starts as the identity (the last linear layer of its MLP zero, its convolution freshly initialised).
+        - **Wider** (``hidden_dim`` a multiple k of ``other``'s): every channel and hidden unit is copied k times,
+          and every linear layer's weights on copied inputs are split among the copies, ``W/k + ε_a`` with
+          ``Σ_a ε_a = 0``, so the sums stay exact while the copies' weights differ (``ε``: normal, ``noise`` times
+          the layer's weight standard deviation) and they learn apart. Needs ``depthwise`` convolutions and a
+          fixed ``basis_dim``.
+
+        The kernel bases, the embedding and the readout take ``other``'s weights (copied and split the same way),
+        and its calibration flag. Seed torch's generator first for reproducible splits.
 
         Raises:
-            ValueError: if the configs differ in anything but ``num_layers``, if ``other`` is deeper, or if the
-                networks average several readouts (extra readouts would change the function).
+            ValueError: if the configs differ in anything but ``num_layers`` and ``hidden_dim``, if ``other`` is
+                deeper or wider, if the width is not a multiple, if the networks average several readouts and
+                depths differ (extra readouts would change the function), or if a wider network's convolutions
+                are not depthwise or its ``basis_dim`` follows ``hidden_dim``.
 
         Example:
-            >>> small = Ponita(input_dim=2, hidden_dim=8, num_layers=1, num_ori=4, multiple_readouts=False)
-            >>> deep = Ponita(input_dim=2, hidden_dim=8, num_layers=3, num_ori=4, multiple_readouts=False)
-            >>> deep.grow_from(small)
+            >>> small = Ponita(input_dim=2, hidden_dim=8, num_layers=1, num_ori=4, basis_dim=8, multiple_readouts=False)
+            >>> large = Ponita(input_dim=2, hidden_dim=16, num_layers=3, num_ori=4, basis_dim=8, multiple_readouts=False)
+            >>> large.grow_from(small)
             >>> data = Data(pos=torch.randn(5, 3), x=torch.randn(5, 2))
-            >>> torch.allclose(deep(data)[0], small(data)[0], atol=1e-6)
+            >>> torch.allclose(large(data)[0], small(data)[0], atol=1e-5)
             True
         """
         mine, theirs = dataclasses.asdict(self.config), dataclasses.asdict(other.config)
         differ = [f"{name} {theirs[name]!r} → {value!r}" for name, value in mine.items()
-                  if name != "num_layers" and value != theirs[name]]
+                  if name not in ("num_layers", "hidden_dim") and value != theirs[name]]
         if differ:
-            raise ValueError(f"Only num_layers may differ from the network grown from; these differ: {', '.join(differ)}.")
+            raise ValueError(f"Only num_layers and hidden_dim may differ from the network grown from; these differ: "
+                             f"{', '.join(differ)}.")
         depth, extra = other.config.num_layers, self.config.num_layers - other.config.num_layers
-        if extra < 0:
-            raise ValueError(f"A network of {self.config.num_layers} layers cannot grow from one of {depth}; "
-                             "num_layers must be at least the trained network's.")
+        copies, remainder = divmod(self.config.hidden_dim, other.config.hidden_dim)
+        if extra < 0 or copies < 1 or remainder:
+            raise ValueError(
+                f"A network of {self.config.num_layers} layers × {self.config.hidden_dim} channels cannot grow from one "
+                f"of {depth} × {other.config.hidden_dim}: num_layers must be at least the trained network's and "
+                "hidden_dim a multiple of its.")
         if extra and self.config.multiple_readouts:
             raise ValueError("With multiple_readouts the output averages a readout per layer, so extra layers would "
                              "change it; grow networks with multiple_readouts=false.")
-        missing, unexpected = self.load_state_dict(other.state_dict(), strict=False)
+        if copies > 1 and (not self.config.depthwise or self.config.basis_dim is None):
+            raise ValueError("Widening copies channels, which needs depthwise=true and a basis_dim of its own "
+                             "(not following hidden_dim).")
+        inputs_split = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Linear)}
+        state = {}
+        for name, value in other.state_dict().items():
+            target = self.state_dict()[name].shape
+            for dim in range(value.dim()):
+                if value.shape[dim] == target[dim]:
+                    continue
+                if dim == 1 and name in inputs_split:  # a linear layer's copied inputs: split its weights
+                    spread = noise * value.float().std().item() if value.numel() > 1 else 0.0
+                    offsets = spread * torch.randn(copies, *value.shape, dtype=value.dtype, device=value.device)
+                    offsets -= offsets.mean(0)
+                    value = torch.cat([value / copies + offset for offset in offsets], dim=dim)
+                else:  # channels and hidden units: copies
+                    value = torch.cat([value] * copies, dim=dim)
+            state[name] = value
+        missing, unexpected = self.load_state_dict(state, strict=False)
         assert not unexpected and all(key.startswith("layers.") for key in missing), (missing, unexpected)
         for block in self.layers[depth:]:
             block.reset_parameters()

@@ -337,17 +337,40 @@ def test_grown_network_computes_the_trained_one_and_trains_its_new_blocks(space:
         assert all(p.grad is None or not p.grad.any() for p in block.conv.parameters())  # behind the zero layer
 
 
+@pytest.mark.parametrize("space", ["R3xS2", "R3", "SE3"])
+def test_wider_network_computes_the_trained_one_and_its_copies_learn_apart(space: str) -> None:
+    torch.manual_seed(0)
+    small = _model(space, num_layers=2, basis_dim=8, layer_scale=0.5, multiple_readouts=False)
+    data = _data(space, num_nodes=6)
+    small.calibrate(data)
+    large = _model(space, num_layers=3, hidden_dim=16, basis_dim=8, layer_scale=0.5, multiple_readouts=False)
+    large.grow_from(small)
+    for mine, theirs in zip(large(data), small(data)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-10)
+    _check_equivariance(large, data, space)
+    conv = large.layers[0].conv.weight  # [B, 2C]: channel c and its copy c + C start equal ...
+    assert torch.equal(conv[:, :8], conv[:, 8:])
+    split = large.layers[0].mlp[0].weight  # [4·2C, 2C]: ... while the weights on copied inputs were split apart
+    assert not torch.equal(split[:, :8], split[:, 8:])
+    torch.testing.assert_close(split[:, :8] + split[:, 8:], torch.cat([small.layers[0].mlp[0].weight] * 2))
+    large(data)[0].square().sum().backward()
+    assert not torch.allclose(conv.grad[:, :8], conv.grad[:, 8:])  # so the copies get different gradients
+
+
 def test_grow_from_refuses_networks_that_do_not_fit() -> None:
-    small = _model("R3xS2", num_layers=2, multiple_readouts=False)
-    with pytest.raises(ValueError, match=r"Only num_layers may differ.*hidden_dim 8 → 16"):
-        _model("R3xS2", num_layers=3, hidden_dim=16, multiple_readouts=False).grow_from(small)
-    with pytest.raises(ValueError, match="num_layers must be at least the trained network's"):
-        _model("R3xS2", num_layers=1, multiple_readouts=False).grow_from(small)
+    small = _model("R3xS2", num_layers=2, basis_dim=8, multiple_readouts=False)
+    with pytest.raises(ValueError, match=r"Only num_layers and hidden_dim may differ.*widening_factor 2 → 4"):
+        _model("R3xS2", num_layers=3, basis_dim=8, widening_factor=4, multiple_readouts=False).grow_from(small)
+    for options in ({"num_layers": 1}, {"hidden_dim": 12}, {"hidden_dim": 4}):
+        with pytest.raises(ValueError, match="hidden_dim a multiple of its"):
+            _model("R3xS2", **{"num_layers": 2, "basis_dim": 8, "multiple_readouts": False, **options}).grow_from(small)
+    with pytest.raises(ValueError, match="needs depthwise=true and a basis_dim of its own"):
+        _model("R3xS2", hidden_dim=16, multiple_readouts=False).grow_from(_model("R3xS2", multiple_readouts=False))
     averaged = _model("R3xS2", num_layers=2, multiple_readouts=True)
     with pytest.raises(ValueError, match="multiple_readouts=false"):
         _model("R3xS2", num_layers=3, multiple_readouts=True).grow_from(averaged)
     same = _model("R3xS2", num_layers=2, multiple_readouts=True)
-    same.grow_from(averaged)  # as many layers: a plain copy
+    same.grow_from(averaged)  # the same architecture: a plain copy
     data = _data("R3xS2")
     assert torch.equal(same(data)[0], averaged(data)[0])
 

@@ -80,8 +80,8 @@ class TrainConfig:
             ``logs/probe.csv`` and the learning curve; ``None``: no probes (tasks without a probe ignore it).
         init_from: a model file of this task (e.g. a run's exported model or ``pretrained/*.pt``), or a run's
             Lightning checkpoint (``.ckpt``, its EMA weights), whose network weights start the run instead of fresh
-            ones; ``model`` may ask for more layers, which start as the
-            identity (:meth:`ponita.Ponita.grow_from`). The optimiser, schedule and EMA start afresh; a resumed
+            ones; ``model`` may ask for more layers (which start as the identity) or a multiple of the channels
+            (copied), and the run starts from the trained function (:meth:`ponita.Ponita.grow_from`). The optimiser, schedule and EMA start afresh; a resumed
             run ignores it (its checkpoint holds the weights).
         precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``, or ``"auto"``:
             bf16 where it is fast (a CUDA device with bf16, a CPU whose bf16 GEMMs measure faster than fp32),

@@ -362,9 +362,13 @@ def grow_model(model: torch.nn.Module, path: str | Path) -> str:
         model.grow_from(source)
     except ValueError as error:
         raise ValueError(f"init_from={path} does not fit this run's model: {error}") from None
-    before, after = source.network.config.num_layers, model.network.config.num_layers
-    grown = f" ({before} layers → {after}; the new blocks start as the identity)" if after > before else ""
-    return f"the network weights of {path}{grown}"
+    before, after = source.network.config, model.network.config
+    grown = []
+    if after.num_layers > before.num_layers:
+        grown.append(f"{before.num_layers} layers → {after.num_layers}, the new blocks starting as the identity")
+    if after.hidden_dim > before.hidden_dim:
+        grown.append(f"{before.hidden_dim} channels → {after.hidden_dim}, each copied")
+    return f"the network weights of {path}" + (f" ({'; '.join(grown)})" if grown else "")
 
 
 def _loggers(output: Path, keep_previous: bool) -> list[Logger]:

@@ -170,16 +170,18 @@ def test_a_run_paused_mid_epoch_and_resumed_matches_an_uninterrupted_run(frames:
         fit(tiny_task(tmp_path / "c"), frames[:8], frames[8:10], pause_after_minutes=0)
 
 
-def test_a_run_can_start_from_a_shallower_trained_model(frames: list[Data], tmp_path) -> None:
+def test_a_run_can_start_from_a_smaller_trained_model(frames: list[Data], tmp_path) -> None:
     first = fit(tiny_task(tmp_path / "a", "max_epochs=2", "multiple_readouts=false"), frames[:8], frames[8:10])
     task = tiny_task(tmp_path / "b", "max_epochs=1", "multiple_readouts=false", "num_layers=3",
                      f"init_from={first.model}")
     grown = task.build_model(task.statistics(frames[:8]))
-    assert "(1 layers → 3; the new blocks start as the identity)" in grow_model(grown, first.model)
+    assert "(1 layers → 3, the new blocks starting as the identity)" in grow_model(grown, first.model)
     batch = Batch.from_data_list(frames[10:12])
     (energy, forces), (energy_0, forces_0) = grown.eval()(batch), load_potential(first.model)(batch)
     assert torch.allclose(forces, forces_0, rtol=1e-6, atol=1e-6)  # energies: the run's own reference energies
     assert torch.allclose(energy - energy[0], energy_0 - energy_0[0], atol=1e-6)
+    wider = tiny_task(tmp_path / "w", "multiple_readouts=false", "hidden_dim=16").build_model(task.statistics(frames[:8]))
+    assert grow_model(wider, first.model).endswith("(8 channels → 16, each copied)")
     result = fit(task, frames[:8], frames[8:10])
     assert read_checkpoint(result.model).config["network"]["num_layers"] == 3
     first.model.unlink()  # a resumed run takes its weights from its checkpoint, not from init_from
@@ -192,6 +194,6 @@ def test_a_run_can_start_from_a_shallower_trained_model(frames: list[Data], tmp_
     for missing in (first.model, tmp_path / "none.ckpt"):
         with pytest.raises(FileNotFoundError):
             fit(tiny_task(tmp_path / "c", "max_epochs=1", f"init_from={missing}"), frames[:8], frames[8:10])
-    with pytest.raises(ValueError, match=r"init_from=.* does not fit this run's model: Only num_layers may differ"):
-        fit(tiny_task(tmp_path / "d", "max_epochs=1", "multiple_readouts=false", "hidden_dim=16",
+    with pytest.raises(ValueError, match=r"init_from=.* does not fit this run's model: Only num_layers and hidden_dim"):
+        fit(tiny_task(tmp_path / "d", "max_epochs=1", "multiple_readouts=false", "basis_dim=16",
                       f"init_from={result.model}"), frames[:8], frames[8:10])
