@@ -46,7 +46,8 @@ class NetworkModel(nn.Module):
             ValueError: if ``other`` is of another class, or its network does not fit this one's.
         """
         if type(other) is not type(self):
-            raise ValueError(f"A {type(self).__name__} cannot start from the weights of a {type(other).__name__}.")
+            raise ValueError(f"A {type(self).__name__} cannot start from the weights of another model class, "
+                             f"{type(other).__name__}.")
         self.network.grow_from(other.network)
 
     def _inputs(self, data: Data) -> Data:

@@ -69,6 +69,8 @@ def train(
     Returns:
         The paths and test metrics of the run.
     """
+    if config.init_from is not None and resume is None and not Path(config.init_from).is_file():  # before the data loads
+        raise FileNotFoundError(f"init_from={config.init_from} does not exist; pass a model file or a run's .ckpt.")
     task = task_class(config.task)(config)
     train_data, val_data = task.train_val_data()
     return fit(task, train_data, val_data, task.test_data(), resume=resume, callbacks=callbacks,
@@ -123,7 +125,6 @@ def fit(
             f"{output} already holds the checkpoints of a run. Continue it with "
             f"--resume {output / 'checkpoints' / 'last.ckpt'}, or choose another output folder."
         )
-    output.mkdir(parents=True, exist_ok=True)
     precision = choose_precision(config.precision, config.accelerator)
     pl.seed_everything(config.seed, verbose=False)
     protocol = protocol if protocol is not None else task.protocol()
@@ -133,6 +134,7 @@ def fit(
     statistics = task.statistics(train_data)
     model = task.build_model(statistics)
     start = grow_model(model, config.init_from) if config.init_from is not None and resume is None else None
+    output.mkdir(parents=True, exist_ok=True)  # once the model is built: a bad init_from leaves no run folder
     module = TaskModule(task, model, statistics, protocol, precision)
     module.start_summary = start
     if config.compile_step and task.static_batch(module.model, Batch.from_data_list(list(train_data[:1]))) is None:

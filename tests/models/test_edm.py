@@ -373,5 +373,5 @@ def test_a_deeper_generator_grown_from_a_trained_one_denoises_alike() -> None:
     h, sigma = trained.features(data.z), torch.full((8,), 0.2, dtype=torch.float64)
     for mine, theirs in zip(deeper.denoise(x, h, sigma, data.batch, 2), trained.denoise(x, h, sigma, data.batch, 2)):
         assert torch.equal(mine, theirs)
-    with pytest.raises(ValueError, match="cannot start from the weights of a PonitaPotential"):
+    with pytest.raises(ValueError, match="cannot start from the weights of another model class, PonitaPotential"):
         deeper.grow_from(PonitaPotential([1, 6], {1: -1.0, 6: -2.0}, 1.0, hidden_dim=8, num_layers=1, num_ori=4))
