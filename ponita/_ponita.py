@@ -298,9 +298,9 @@ class Ponita(nn.Module):
             raise ValueError("Widening copies channels, which needs depthwise=true and a basis_dim of its own "
                              "(not following hidden_dim).")
         inputs_split = {f"{name}.weight" for name, module in self.named_modules() if isinstance(module, nn.Linear)}
-        state = {}
+        state, targets = {}, self.state_dict()
         for name, value in other.state_dict().items():
-            target = self.state_dict()[name].shape
+            target = targets[name].shape
             for dim in range(value.dim()):
                 if value.shape[dim] == target[dim]:
                     continue

@@ -78,11 +78,12 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = flag_overrides(args, args.flags) + list(args.overrides)
     if args.resume:
-        config = resume_config(args.resume, overrides)
-        if config.task != args.task:
-            raise UsageError(f"{args.resume} is a checkpoint of task {config.task!r}; "
-                             f"use `ponita train {config.task}`.")
-        changes = config_changes(resume_config(args.resume), config)
+        stored = resume_config(args.resume)
+        if stored.task != args.task:
+            raise UsageError(f"{args.resume} is a checkpoint of task {stored.task!r}; "
+                             f"use `ponita train {stored.task}`.")
+        config = load_config(stored.task, overrides=overrides, base=stored.as_dict())  # the file is read once
+        changes = config_changes(stored, config)
         print(f"Resuming {args.resume} with its stored config"
               + ("".join(f"\n  changed: {change}" for change in changes) if changes else " unchanged"), flush=True)
     else:
