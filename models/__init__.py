@@ -19,6 +19,7 @@ from ._checkpoint import (
 from ._compiled_forces import compile_energy_and_forces
 from ._edm import (
     DEFAULT_SPACING,
+    Autoguidance,
     EDM,
     KARRAS_CHURN,
     KARRAS_DEFAULT_STEPS,
@@ -49,6 +50,7 @@ from ._zoo_config import (
 )
 
 __all__ = [
+    "Autoguidance",
     "CHECKPOINT_FORMAT",
     "Checkpoint",
     "DEFAULT_SPACING",

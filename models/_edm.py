@@ -118,6 +118,34 @@ class EDMConfig(NetworkModelConfig):
                 "task_level": "node", "kernel_condition_dim": 1 if self.condition_kernel else 0}
 
 
+@dataclass(frozen=True)
+class Autoguidance:
+    r"""Guide a ``karras`` generator's sampler by a weaker version of itself (autoguidance: Karras et al.,
+    "Guiding a diffusion model with a bad version of itself", NeurIPS 2024).
+
+    At every noise level :math:`\sigma` within ``sigma_range`` the Heun sampler denoises with
+    :math:`D_w = D_\mathrm{guide} + w\,(D - D_\mathrm{guide})` (positions and features alike) instead of
+    :math:`D`: it moves further in the direction in which the generator improves on its guide. The guide
+    is the same recipe trained for less time; its errors resemble the generator's, only larger, so their
+    difference points away from them. Each guided level costs a second denoiser call.
+
+    Attributes:
+        guide: an :class:`EDM` of the ``karras`` objective over the same elements.
+        weight: :math:`w` (1: no guidance).
+        sigma_range: the noise levels (Å, inclusive) that are guided; outside them :math:`D` alone. The Heun
+            sampler's churn raises its first levels above its ``sigma_max`` (by up to :math:`\sqrt 2`).
+    """
+
+    guide: "EDM"
+    weight: float = 2.0
+    sigma_range: tuple[float, float] = (0.0, 0.5)
+
+    def guides(self, sigma: float) -> bool:
+        """Whether the denoiser at noise level ``sigma`` (a host number) is guided (the range's ends to rounding)."""
+        low, high = self.sigma_range
+        return self.weight != 1.0 and low * (1.0 - 1e-12) <= sigma <= high * (1.0 + 1e-12)
+
+
 @register_model
 class EDM(NetworkModel):
     """EDM with a PONITA denoiser: the noise-prediction loss of a batch, and ancestral sampling.
@@ -392,7 +420,7 @@ class EDM(NetworkModel):
     def sample(self, sizes: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
                sampler: str | None = None, spacing: float = DEFAULT_SPACING, churn: float = KARRAS_CHURN,
                sigma_max: float = KARRAS_SIGMA_MAX, rho: float = 7.0, churn_range: tuple[float, float] = (0.0, math.inf),
-               churn_scale: float = 1.0) -> Data:
+               churn_scale: float = 1.0, guidance: Autoguidance | None = None) -> Data:
         r"""Molecules of the given sizes ``[G]``, drawn with ``sampler`` in ``steps`` steps.
 
         The ``vp`` objective's samplers run over ``steps`` (default: all :math:`T`) of the reverse process.
@@ -412,13 +440,14 @@ class EDM(NetworkModel):
         the factor :math:`1 + \min(\text{churn} / \text{steps}, \sqrt 2 - 1)` with fresh noise, scaled by
         ``churn_scale`` (:math:`S_\mathrm{noise}`), then takes an Euler step of the probability-flow ODE corrected by
         Heun's second evaluation (none into :math:`\sigma = 0`). The defaults of ``rho``, ``churn_range`` and
-        ``churn_scale`` won the A/B of docs/generation.md.
+        ``churn_scale`` won the A/B of docs/generation.md. ``guidance`` (:class:`Autoguidance`, ``karras`` only)
+        guides the denoiser by a weaker generator.
 
         Returns:
             ``Data(pos [N, 3] Å-like units, z [N] atomic numbers, batch [N])``.
 
         Raises:
-            ValueError: for a sampler of the other objective, or steps out of range.
+            ValueError: for a sampler of the other objective, steps out of range, or guidance that does not fit.
         """
         karras = self.config.objective == "karras"
         sampler = ("heun" if karras else "ancestral") if sampler is None else sampler
@@ -432,6 +461,10 @@ class EDM(NetworkModel):
             if not churn_scale >= 0:
                 raise ValueError(f"churn_scale must be ≥ 0, got {churn_scale}.")
             sigmas, gammas = _heun_levels(steps, sigma_max, rho, churn, churn_range)
+            if guidance is not None:
+                self._check_guidance(guidance)
+        elif guidance is not None:
+            raise ValueError("guidance guides the Heun sampler of the 'karras' objective; this generator is 'vp'.")
         elif not 1 <= steps <= self.config.steps:
             raise ValueError(f"steps must lie in 1..{self.config.steps}, got {steps}.")
         device, dtype = self.sizes.device, self.schedule.gamma_table.dtype
@@ -442,8 +475,8 @@ class EDM(NetworkModel):
         pos = self._noise((num_atoms, 3), batch, generator, num_graphs)  # [N, 3], zero mean per molecule
         h = self._noise((num_atoms, self.feature_dim), None, generator)  # [N, T + 1]
         if karras:
-            return self._sample_heun(pos, h, batch, num_graphs, edge_index, sigmas.to(device, dtype), gammas, generator,
-                                     churn_scale)
+            return self._sample_heun(pos, h, batch, num_graphs, edge_index, sigmas, gammas, generator, churn_scale,
+                                     guidance)
         times = sampling_times(self.config.steps, steps, spacing).to(device, dtype)  # [steps + 1], 1 … 0
         for t_value, s_value in zip(times[:-1], times[1:]):
             t, s = t_value.expand(num_atoms), s_value.expand(num_atoms)
@@ -516,35 +549,59 @@ class EDM(NetworkModel):
         start = float(sigmas[0])  # the sampler scales its unit-noise start by the first level
         pos = x / start + self._noise(x.shape, batch, generator, num_graphs)
         h = h / start + self._noise(h.shape, None, generator)
-        return self._sample_heun(pos, h, batch, num_graphs, self.edges(sizes), sigmas.to(device, dtype), gammas,
-                                 generator, 1.0)
+        return self._sample_heun(pos, h, batch, num_graphs, self.edges(sizes), sigmas, gammas, generator, 1.0)
 
     def _sample_heun(self, pos: Tensor, h: Tensor, batch: Tensor, num_graphs: int, edge_index: Tensor, sigmas: Tensor,
-                     gammas: list[float], generator: torch.Generator | None, churn_scale: float) -> Data:
+                     gammas: list[float], generator: torch.Generator | None, churn_scale: float,
+                     guidance: Autoguidance | None = None) -> Data:
         """Karras et al.'s stochastic Heun sampler from unit noise ``pos``, ``h`` over the noise levels ``sigmas``
-        ``[K + 1]`` with the churn factors ``gammas`` ``[K]`` (see :meth:`sample`)."""
+        ``[K + 1]`` (float64, on the host) with the churn factors ``gammas`` ``[K]``, optionally guided (see
+        :meth:`sample`)."""
         num_atoms = batch.shape[0]
+        levels = sigmas.tolist()
+        sigmas = sigmas.to(pos.device, pos.dtype)
         pos, h = pos * sigmas[0], h * sigmas[0]
 
-        def slope(pos: Tensor, h: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:  # dx/dσ of the probability-flow ODE
-            denoised_pos, denoised_h = self.denoise(pos, h, sigma.expand(num_atoms), batch, num_graphs, edge_index)
+        def slope(pos: Tensor, h: Tensor, sigma: Tensor, level: float) -> tuple[Tensor, Tensor]:
+            """dx/dσ of the probability-flow ODE at noise level ``sigma`` (``level`` on the host)."""
+            sigma_atoms = sigma.expand(num_atoms)
+            denoised_pos, denoised_h = self.denoise(pos, h, sigma_atoms, batch, num_graphs, edge_index)
+            if guidance is not None and guidance.guides(level):
+                guide_pos, guide_h = guidance.guide.denoise(pos, h, sigma_atoms, batch, num_graphs, edge_index)
+                denoised_pos = guide_pos + guidance.weight * (denoised_pos - guide_pos)
+                denoised_h = guide_h + guidance.weight * (denoised_h - guide_h)
             return (pos - denoised_pos) / sigma, (h - denoised_h) / sigma
 
-        for sigma, sigma_next, gamma in zip(sigmas[:-1], sigmas[1:], gammas):
+        for k, gamma in enumerate(gammas):
+            sigma, sigma_next = sigmas[k], sigmas[k + 1]
             sigma_hat = sigma * (1.0 + gamma)
             if gamma > 0:  # churn: raise the noise level with fresh noise
                 extra = (sigma_hat**2 - sigma**2).sqrt() * churn_scale
                 pos = pos + extra * self._noise(pos.shape, batch, generator, num_graphs)
                 h = h + extra * self._noise(h.shape, None, generator)
-            d_pos, d_h = slope(pos, h, sigma_hat)
+            d_pos, d_h = slope(pos, h, sigma_hat, levels[k] * (1.0 + gamma))
             next_pos, next_h = pos + (sigma_next - sigma_hat) * d_pos, h + (sigma_next - sigma_hat) * d_h
-            if sigma_next > 0:  # Heun's correction
-                d2_pos, d2_h = slope(next_pos, next_h, sigma_next)
+            if levels[k + 1] > 0:  # Heun's correction
+                d2_pos, d2_h = slope(next_pos, next_h, sigma_next, levels[k + 1])
                 next_pos = pos + (sigma_next - sigma_hat) * 0.5 * (d_pos + d2_pos)
                 next_h = h + (sigma_next - sigma_hat) * 0.5 * (d_h + d2_h)
             pos, h = next_pos, next_h
         types = h[:, : self.num_types].argmax(dim=-1)  # [N]
         return Data(pos=_centred(pos, batch, num_graphs), z=self.atomic_numbers[types], batch=batch)
+
+    def _check_guidance(self, guidance: Autoguidance) -> None:
+        """Raises ValueError unless ``guidance`` fits this generator."""
+        guide = guidance.guide
+        if not isinstance(guide, EDM) or guide.config.objective != "karras":
+            raise ValueError(f"the guide must be a generator of the 'karras' objective, got "
+                             f"{getattr(getattr(guide, 'config', None), 'objective', type(guide).__name__)!r}.")
+        if guide.config.atomic_numbers != self.config.atomic_numbers:
+            raise ValueError(f"the guide generates elements {guide.config.atomic_numbers}, this generator "
+                             f"{self.config.atomic_numbers}; guide it by one trained on the same data.")
+        low, high = guidance.sigma_range
+        if not math.isfinite(guidance.weight) or not 0 <= low <= high:
+            raise ValueError(f"guidance needs a finite weight and 0 ≤ sigma_range[0] ≤ sigma_range[1]; got "
+                             f"{guidance.weight}, {guidance.sigma_range}.")
 
     def _noise(self, shape: torch.Size, batch: Tensor | None, generator: torch.Generator | None,
                num_graphs: int | None = None) -> Tensor:

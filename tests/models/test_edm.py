@@ -8,6 +8,7 @@ from ponita.geometry import rotation_group
 from ponita import testing
 from ponita.models import (
     EDM,
+    Autoguidance,
     EDMConfig,
     PonitaPotential,
     karras_loss_weight,
@@ -319,6 +320,67 @@ def test_heun_sampler_with_an_oracle_denoiser_lands_on_the_data(monkeypatch) -> 
     sample = model.sample(torch.tensor([3, 3]), steps=12, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(sample.pos, target_pos.repeat(2, 1), atol=1e-9)
     assert sample.z.tolist() == [6, 8, 1, 6, 8, 1]
+
+
+def test_a_generator_guided_by_itself_samples_exactly_as_unguided_and_guidance_is_reproducible() -> None:
+    model = tiny_edm(objective="karras").double()
+    sizes, seed = torch.tensor([4, 6]), lambda: torch.Generator().manual_seed(1)
+    plain = model.sample(sizes, steps=6, generator=seed())
+    itself = model.sample(sizes, steps=6, generator=seed(), guidance=Autoguidance(model, 3.0, (0.0, 10.0)))
+    assert torch.equal(itself.pos, plain.pos) and torch.equal(itself.z, plain.z)  # D_g + w (D - D_g) = D exactly
+    torch.manual_seed(5)
+    weaker = Autoguidance(tiny_edm(objective="karras").double(), 2.0)
+    guided = model.sample(sizes, steps=6, generator=seed(), guidance=weaker)
+    again = model.sample(sizes, steps=6, generator=seed(), guidance=weaker)
+    assert torch.equal(guided.pos, again.pos) and not torch.equal(guided.pos, plain.pos)
+    assert max(float(guided.pos[guided.batch == g].mean(0).abs().max()) for g in range(2)) < 1e-10
+
+
+def test_autoguidance_denoises_with_the_guide_plus_w_times_the_difference_within_its_range(monkeypatch) -> None:
+    # Constant denoisers: the sampler's last step (into σ = 0) lands exactly on the denoised estimate of its
+    # level, so the samples show which denoiser the last level used; the guide's calls show the guided levels.
+    model, guide = tiny_edm(objective="karras").double(), tiny_edm(objective="karras").double()
+    pos_good, pos_bad = torch.randn(2, 3, 3, dtype=torch.float64)
+    pos_good, pos_bad = pos_good - pos_good.mean(0), pos_bad - pos_bad.mean(0)
+    h_good, h_bad = model.features(torch.tensor([6, 8, 1])), model.features(torch.tensor([7, 1, 1]))
+    guide_levels = []
+    monkeypatch.setattr(model, "denoise", lambda *args: (pos_good.repeat(2, 1), h_good.repeat(2, 1)))
+    monkeypatch.setattr(guide, "denoise", lambda pos, h, sigma, *args: guide_levels.append(float(sigma[0])) or
+                        (pos_bad.repeat(2, 1), h_bad.repeat(2, 1)))
+    sizes, levels = torch.tensor([3, 3]), karras_sigmas(12, 0.002, 0.5).tolist()
+
+    def sample(weight: float, sigma_range: tuple[float, float]):
+        guide_levels.clear()
+        return model.sample(sizes, steps=12, generator=torch.Generator().manual_seed(0), churn=0.0,
+                            guidance=Autoguidance(guide, weight, sigma_range))
+
+    guided = sample(2.5, (0.0, 0.5))
+    assert torch.allclose(guided.pos, (pos_bad + 2.5 * (pos_good - pos_bad)).repeat(2, 1), atol=1e-9)
+    assert len(guide_levels) == 2 * 12 - 1  # every call of the sampler guided
+    # h_bad + 2.5 (h_good - h_bad) keeps the one-hot maxima of h_good (0.25 · 2.5 against -0.375 and 0)
+    assert guided.z.tolist() == [6, 8, 1, 6, 8, 1]
+    tail = sample(2.5, (0.01, 0.2))  # the last level (0.002) is not guided
+    assert torch.allclose(tail.pos, pos_good.repeat(2, 1), atol=1e-9)
+    assert guide_levels and all(0.01 <= level <= 0.2 for level in guide_levels)
+    inside = [0.01 <= level <= 0.2 for level in levels]
+    assert len(guide_levels) == sum(inside[:-1]) + sum(inside[1:-1])  # Euler at levels[k], Heun at levels[k + 1] > 0
+    sample(1.0, (0.0, 0.5))
+    assert guide_levels == []  # weight 1: the guide is never called
+
+
+def test_autoguidance_refuses_a_guide_that_does_not_fit() -> None:
+    model, sizes = tiny_edm(objective="karras"), torch.tensor([3])
+    with pytest.raises(ValueError, match="guide must be a generator of the 'karras' objective, got 'vp'"):
+        model.sample(sizes, steps=2, guidance=Autoguidance(tiny_edm()))
+    other = EDM(EDMConfig([1, 6, 8], {3: 1}, objective="karras", network=NETWORK))
+    with pytest.raises(ValueError, match="guide generates elements"):
+        model.sample(sizes, steps=2, guidance=Autoguidance(other))
+    with pytest.raises(ValueError, match="finite weight"):
+        model.sample(sizes, steps=2, guidance=Autoguidance(model, float("nan")))
+    with pytest.raises(ValueError, match="sigma_range"):
+        model.sample(sizes, steps=2, guidance=Autoguidance(model, 2.0, (0.5, 0.1)))
+    with pytest.raises(ValueError, match="guides the Heun sampler"):
+        tiny_edm().sample(sizes, steps=2, guidance=Autoguidance(model))
 
 
 def test_resample_runs_the_heun_samplers_tail_from_the_first_level_below_the_start(monkeypatch) -> None:

@@ -91,6 +91,7 @@ def test_sample_writes_reproducible_sdf_and_xyz_with_metrics(generator_file, tmp
         (["--spacing", "0"], "--spacing must be a finite number > 0"),
         (["--sigma-max", "0"], "--sigma-max must be a finite number > 0"),
         (["--sampler", "heun"], "--sampler heun does not fit this generator (objective 'vp')"),
+        (["--guide", "weaker.pt"], "--guide guides the Heun sampler of 'karras' generators"),
     ],
 )
 def test_sample_rejects_bad_arguments_before_sampling(generator_file, tmp_path, monkeypatch, capsys, arguments, message) -> None:
@@ -124,6 +125,20 @@ def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_p
     assert len(read_molecules(str(out))) == 3
     assert main(["sample", str(result.model), "--sampler", "ddim", "-o", str(tmp_path / "x.xyz")]) == 2
     assert "does not fit this generator (objective 'karras'); use heun" in capsys.readouterr().err
+    # Guided by itself (autoguidance's D_g + w (D - D_g) = D): the same molecules, the guidance in the metrics.
+    guided = tmp_path / "g.xyz"
+    argv = ["sample", str(result.model), "-n", "3", "--steps", "4", "--churn", "0",
+            "--guide", str(result.model), "--guidance", "3", "--guidance-range", "0", "1"]
+    assert main([*argv, "-o", str(guided)]) == 0 and guided.read_bytes() == out.read_bytes()
+    assert main([*argv, "-o", str(tmp_path / "g.sdf"), "--metrics"]) == 0
+    metrics = json.loads((tmp_path / "g.json").read_text())
+    assert metrics["guidance"] == 3.0 and metrics["guidance_range"] == [0.0, 1.0]
+    for arguments, message in [(["--guide", str(result.test_json)], "checkpoint"),
+                               (["--guide", str(result.model), "--guidance", "nan"], "--guidance must be a finite"),
+                               (["--guide", str(result.model), "--guidance-range", "1", "0"], "0 ≤ LOW ≤ HIGH")]:
+        capsys.readouterr()
+        assert main(["sample", str(result.model), "-o", str(tmp_path / "y.xyz"), *arguments]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "y.xyz").exists()
 
 
 def test_compile_step_compiles_the_denoiser_once_for_all_sizes_with_the_same_training(tmp_path, monkeypatch) -> None:

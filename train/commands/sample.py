@@ -38,6 +38,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--churn", type=float, default=KARRAS_CHURN,
                         help=f"heun: stochasticity S_churn (default {KARRAS_CHURN:g}; 0: deterministic after the "
                         "start)")
+    sample.add_argument("--guide",
+                        help="heun: a weaker generator of the same data (e.g. the same recipe trained shorter) that "
+                        "guides this one (autoguidance; up to twice the denoiser calls)")
+    sample.add_argument("--guidance", type=float, default=2.0,
+                        help="with --guide: the weight w of D_guide + w (D - D_guide) (default 2; 1: no guidance)")
+    sample.add_argument("--guidance-range", type=float, nargs=2, default=(0.0, 0.5), metavar=("LOW", "HIGH"),
+                        help="with --guide: the noise levels (Å) that are guided (default 0 0.5)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
@@ -65,7 +72,7 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
-    from ponita.models import DEFAULT_SPACING, default_sample_steps, describe_model, read_checkpoint
+    from ponita.models import DEFAULT_SPACING, Autoguidance, default_sample_steps, describe_model, read_checkpoint
 
     from ..deploy._sampling import sample_molecules
 
@@ -99,6 +106,19 @@ def _sample(args: argparse.Namespace) -> int:
     if not 0 < args.sigma_max < math.inf or not 0 <= args.churn < math.inf:
         raise UsageError(f"--sigma-max must be a finite number > 0 and --churn ≥ 0; got {args.sigma_max}, "
                          f"{args.churn}.")
+    guidance = None
+    if args.guide is not None:
+        if not karras:
+            raise UsageError(f"--guide guides the Heun sampler of 'karras' generators; {args.checkpoint} is "
+                             f"{model.config.objective!r}.")
+        guide = read_checkpoint(args.guide)
+        if guide.model_class != "EDM":
+            raise UsageError(f"--guide {args.guide} holds {describe_model(guide.model_class)}, not a generator.")
+        low, high = args.guidance_range
+        if not math.isfinite(args.guidance) or not 0 <= low <= high:
+            raise UsageError(f"--guidance must be a finite number and --guidance-range LOW HIGH need 0 ≤ LOW ≤ HIGH; "
+                             f"got {args.guidance}, {low} {high}.")
+        guidance = Autoguidance(guide.build(args.device), args.guidance, (low, high))
     if args.steps is not None and not 1 <= args.steps <= (10_000 if karras else model.config.steps):
         raise UsageError(f"--steps must lie in 1..{10_000 if karras else model.config.steps}, got {args.steps}.")
     default_steps = default_sample_steps(model.config.objective, model.config.steps)
@@ -108,7 +128,7 @@ def _sample(args: argparse.Namespace) -> int:
     while len(molecules) < args.num:
         count = min(args.batch_size, args.num - len(molecules))
         molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms, sampler, spacing,
-                                      churn=args.churn, sigma_max=args.sigma_max)
+                                      guidance, churn=args.churn, sigma_max=args.sigma_max)
         print(f"\r  sampled {len(molecules)}/{args.num} molecules  ({time.time() - start:.0f} s)", end="", flush=True)
     seconds = (time.time() - start) / len(molecules)
     write_molecules(molecules, str(out))
@@ -121,6 +141,8 @@ def _sample(args: argparse.Namespace) -> int:
         metrics = {**molecule_metrics(molecules, training), "seconds_per_molecule": seconds,
                    "steps": args.steps or default_steps, "sampler": sampler, "spacing": spacing,
                    **({"sigma_max": args.sigma_max, "churn": args.churn} if karras else {}),
+                   **({"guide": args.guide, "guidance": args.guidance, "guidance_range": [low, high]}
+                      if guidance is not None else {}),
                    "seed": args.seed,
                    "checkpoint": args.checkpoint}
         for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):

@@ -3,22 +3,23 @@
 import torch
 
 from ponita.datasets import Molecule
-from ponita.models import DEFAULT_SPACING, EDM
+from ponita.models import DEFAULT_SPACING, EDM, Autoguidance
 
 
 def sample_molecules(model: EDM, num: int, steps: int | None = None, batch_size: int = 100,
                      generator: torch.Generator | None = None, num_atoms: int | None = None,
                      sampler: str | None = None, spacing: float = DEFAULT_SPACING,
-                     **heun: float) -> list[Molecule]:
+                     guidance: Autoguidance | None = None, **heun: float) -> list[Molecule]:
     """``num`` molecules from ``model`` in batches; sizes from its training histogram or all ``num_atoms``.
 
-    ``heun`` takes the Heun sampler's ``churn`` and ``sigma_max`` (``karras`` generators; see :meth:`EDM.sample`)."""
+    ``heun`` takes the Heun sampler's ``churn`` and ``sigma_max``, ``guidance`` a weaker generator that guides it
+    (``karras`` generators; see :meth:`EDM.sample`)."""
     molecules = []
     for start in range(0, num, batch_size):
         count = min(batch_size, num - start)
         sizes = (torch.full((count,), num_atoms, dtype=torch.long) if num_atoms is not None
                  else model.sample_sizes(count, generator))
-        data = model.sample(sizes, steps, generator, sampler, spacing, **heun)
+        data = model.sample(sizes, steps, generator, sampler, spacing, guidance=guidance, **heun)
         pos, z = data.pos.cpu().numpy(), data.z.cpu().numpy()
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cpu().cumsum(0)]).tolist()
         molecules += [Molecule.from_atomic_numbers(z[a:b], pos[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
