@@ -349,16 +349,19 @@ def test_autoguidance_denoises_with_the_guide_plus_w_times_the_difference_within
                         (pos_bad.repeat(2, 1), h_bad.repeat(2, 1)))
     sizes, levels = torch.tensor([3, 3]), karras_sigmas(12, 0.002, 0.5).tolist()
 
-    def sample(weight: float, sigma_range: tuple[float, float]):
+    def sample(weight: float, sigma_range: tuple[float, float], features: bool = False):
         guide_levels.clear()
         return model.sample(sizes, steps=12, generator=torch.Generator().manual_seed(0), churn=0.0,
-                            guidance=Autoguidance(guide, weight, sigma_range))
+                            guidance=Autoguidance(guide, weight, sigma_range, features))
 
     guided = sample(2.5, (0.0, 0.5))
     assert torch.allclose(guided.pos, (pos_bad + 2.5 * (pos_good - pos_bad)).repeat(2, 1), atol=1e-9)
     assert len(guide_levels) == 2 * 12 - 1  # every call of the sampler guided
-    # h_bad + 2.5 (h_good - h_bad) keeps the one-hot maxima of h_good (0.25 · 2.5 against -0.375 and 0)
-    assert guided.z.tolist() == [6, 8, 1, 6, 8, 1]
+    assert guided.z.tolist() == [6, 8, 1, 6, 8, 1]  # the types from D alone
+    # With the features: h_bad + w (h_good - h_bad) = (1 - w) h_bad + w h_good, whose one-hot maxima are
+    # h_bad's types at w = 0.1 and h_good's at w = 2.5.
+    assert sample(0.1, (0.0, 0.5), features=True).z.tolist() == [7, 1, 1] * 2
+    assert sample(2.5, (0.0, 0.5), features=True).z.tolist() == [6, 8, 1] * 2
     tail = sample(2.5, (0.01, 0.2))  # the last level (0.002) is not guided
     assert torch.allclose(tail.pos, pos_good.repeat(2, 1), atol=1e-9)
     assert guide_levels and all(0.01 <= level <= 0.2 for level in guide_levels)

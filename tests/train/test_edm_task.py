@@ -128,11 +128,11 @@ def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_p
     # Guided by itself (autoguidance's D_g + w (D - D_g) = D): the same molecules, the guidance in the metrics.
     guided = tmp_path / "g.xyz"
     argv = ["sample", str(result.model), "-n", "3", "--steps", "4", "--churn", "0",
-            "--guide", str(result.model), "--guidance", "3", "--guidance-range", "0", "1"]
+            "--guide", str(result.model), "--guidance", "3", "--guidance-range", "0", "1", "--guide-features"]
     assert main([*argv, "-o", str(guided)]) == 0 and guided.read_bytes() == out.read_bytes()
     assert main([*argv, "-o", str(tmp_path / "g.sdf"), "--metrics"]) == 0
     metrics = json.loads((tmp_path / "g.json").read_text())
-    assert metrics["guidance"] == 3.0 and metrics["guidance_range"] == [0.0, 1.0]
+    assert metrics["guidance"] == 3.0 and metrics["guidance_range"] == [0.0, 1.0] and metrics["guide_features"]
     for arguments, message in [(["--guide", str(result.test_json)], "checkpoint"),
                                (["--guide", str(result.model), "--guidance", "nan"], "--guidance must be a finite"),
                                (["--guide", str(result.model), "--guidance-range", "1", "0"], "0 ≤ LOW ≤ HIGH")]:

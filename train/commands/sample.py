@@ -41,10 +41,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--guide",
                         help="heun: a weaker generator of the same data (e.g. the same recipe trained shorter) that "
                         "guides this one (autoguidance; up to twice the denoiser calls)")
-    sample.add_argument("--guidance", type=float, default=2.0,
-                        help="with --guide: the weight w of D_guide + w (D - D_guide) (default 2; 1: no guidance)")
+    sample.add_argument("--guidance", type=float, default=2.5,
+                        help="with --guide: the weight w of D_guide + w (D - D_guide) for the positions (default "
+                        "2.5; 1: no guidance)")
     sample.add_argument("--guidance-range", type=float, nargs=2, default=(0.0, 0.5), metavar=("LOW", "HIGH"),
                         help="with --guide: the noise levels (Å) that are guided (default 0 0.5)")
+    sample.add_argument("--guide-features", action="store_true",
+                        help="with --guide: guide the atom-type features too (collapsed some molecules in "
+                        "docs/generation.md's screen)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
@@ -118,7 +122,7 @@ def _sample(args: argparse.Namespace) -> int:
         if not math.isfinite(args.guidance) or not 0 <= low <= high:
             raise UsageError(f"--guidance must be a finite number and --guidance-range LOW HIGH need 0 ≤ LOW ≤ HIGH; "
                              f"got {args.guidance}, {low} {high}.")
-        guidance = Autoguidance(guide.build(args.device), args.guidance, (low, high))
+        guidance = Autoguidance(guide.build(args.device), args.guidance, (low, high), args.guide_features)
     if args.steps is not None and not 1 <= args.steps <= (10_000 if karras else model.config.steps):
         raise UsageError(f"--steps must lie in 1..{10_000 if karras else model.config.steps}, got {args.steps}.")
     default_steps = default_sample_steps(model.config.objective, model.config.steps)
@@ -141,8 +145,8 @@ def _sample(args: argparse.Namespace) -> int:
         metrics = {**molecule_metrics(molecules, training), "seconds_per_molecule": seconds,
                    "steps": args.steps or default_steps, "sampler": sampler, "spacing": spacing,
                    **({"sigma_max": args.sigma_max, "churn": args.churn} if karras else {}),
-                   **({"guide": args.guide, "guidance": args.guidance, "guidance_range": [low, high]}
-                      if guidance is not None else {}),
+                   **({"guide": args.guide, "guidance": args.guidance, "guidance_range": [low, high],
+                       "guide_features": args.guide_features} if guidance is not None else {}),
                    "seed": args.seed,
                    "checkpoint": args.checkpoint}
         for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
