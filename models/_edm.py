@@ -132,15 +132,15 @@ class Autoguidance:
 
     Attributes:
         guide: an :class:`EDM` of the ``karras`` objective over the same elements.
-        weight: :math:`w` (1: no guidance).
+        weight: :math:`w` (1: no guidance). The defaults of ``weight`` and ``sigma_range`` won the screen.
         sigma_range: the noise levels (Å, inclusive) that are guided; outside them :math:`D` alone. The Heun
             sampler's churn raises its first levels above its ``sigma_max`` (by up to :math:`\sqrt 2`).
         features: guide the type features as well as the positions.
     """
 
     guide: "EDM"
-    weight: float = 2.5
-    sigma_range: tuple[float, float] = (0.0, 0.5)
+    weight: float = 3.0
+    sigma_range: tuple[float, float] = (0.0, 0.25)
     features: bool = False
 
     def guides(self, sigma: float) -> bool:

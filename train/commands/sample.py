@@ -41,11 +41,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--guide",
                         help="heun: a weaker generator of the same data (e.g. the same recipe trained shorter) that "
                         "guides this one (autoguidance; up to twice the denoiser calls)")
-    sample.add_argument("--guidance", type=float, default=2.5,
+    sample.add_argument("--guidance", type=float, default=3.0,
                         help="with --guide: the weight w of D_guide + w (D - D_guide) for the positions (default "
-                        "2.5; 1: no guidance)")
-    sample.add_argument("--guidance-range", type=float, nargs=2, default=(0.0, 0.5), metavar=("LOW", "HIGH"),
-                        help="with --guide: the noise levels (Å) that are guided (default 0 0.5)")
+                        "3; 1: no guidance)")
+    sample.add_argument("--guidance-range", type=float, nargs=2, default=(0.0, 0.25), metavar=("LOW", "HIGH"),
+                        help="with --guide: the noise levels (Å) that are guided (default 0 0.25)")
     sample.add_argument("--guide-features", action="store_true",
                         help="with --guide: guide the atom-type features too (collapsed some molecules in "
                         "docs/generation.md's screen)")
