@@ -39,3 +39,14 @@ def test_the_shipped_guide_is_the_same_run_earlier_and_guides_the_generator() ->
                               guidance=Autoguidance(weaker, 3.0, (0.0, 0.25)))
     assert [len(m.types) for m in guided] == [len(m.types) for m in plain]  # the same sizes, other positions
     assert any(not (a.pos == b.pos).all() for a, b in zip(guided, plain))
+
+
+def test_the_shipped_main_run_state_is_the_documented_8_layer_run(tmp_path: Path) -> None:
+    from ponita.train import export_model, resume_config
+
+    state = GENERATOR.with_name("qm9_edm_deep8_training_state.ckpt")
+    config = resume_config(state)  # what `ponita train --resume` would continue
+    assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
+    checkpoint = read_checkpoint(export_model(state, tmp_path / "deep8.pt"))
+    assert checkpoint.metadata["global_step"] == 9688  # pretrained/README.md, docs/generation.md
+    assert checkpoint.build().network.config.num_layers == 8
