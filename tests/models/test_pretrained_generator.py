@@ -8,7 +8,7 @@ import torch
 
 from ponita.datasets import molecule_metrics
 from ponita.models import Autoguidance, read_checkpoint
-from ponita.train import sample_molecules
+from ponita.train import export_model, resume_config, sample_molecules
 
 GENERATOR = Path(__file__).resolve().parents[2] / "pretrained" / "qm9_edm_karras.pt"
 GUIDE = GENERATOR.with_name("qm9_edm_karras_guide.pt")
@@ -42,8 +42,6 @@ def test_the_shipped_guide_is_the_same_run_earlier_and_guides_the_generator() ->
 
 
 def test_the_shipped_main_run_state_is_the_documented_8_layer_run(tmp_path: Path) -> None:
-    from ponita.train import export_model, resume_config
-
     state = GENERATOR.with_name("qm9_edm_deep8_training_state.ckpt")
     config = resume_config(state)  # what `ponita train --resume` would continue
     assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
