@@ -133,6 +133,16 @@ def test_a_karras_generator_trains_tests_without_nll_and_samples_with_heun(tmp_p
     assert main([*argv, "-o", str(tmp_path / "g.sdf"), "--metrics"]) == 0
     metrics = json.loads((tmp_path / "g.json").read_text())
     assert metrics["guidance"] == 3.0 and metrics["guidance_range"] == [0.0, 1.0] and metrics["guide_features"]
+    # bf16 matrix products (autocast): reproducible with a seed, recorded in the metrics; auto says what it chose.
+    bf16, again = tmp_path / "b.sdf", tmp_path / "b2.sdf"
+    argv = ["sample", str(result.model), "-n", "3", "--steps", "4", "--precision", "bf16"]
+    assert main([*argv, "-o", str(bf16), "--metrics"]) == 0 and main([*argv, "-o", str(again)]) == 0
+    assert bf16.read_bytes() == again.read_bytes() and json.loads(bf16.with_suffix(".json").read_text())["precision"] == "bf16"
+    capsys.readouterr()
+    assert main(["sample", str(result.model), "-n", "1", "--steps", "2", "--precision", "auto", "-o",
+                 str(tmp_path / "auto.xyz")]) == 0
+    chosen = capsys.readouterr().out
+    assert "precision: fp32 (auto: bf16 GEMM" in chosen or "precision: bf16 (auto: bf16 GEMM" in chosen, chosen
     for arguments, message in [(["--guide", str(result.test_json)], "checkpoint"),
                                (["--guide", str(result.model), "--guidance", "nan"], "--guidance must be a finite"),
                                (["--guide", str(result.model), "--guidance-range", "1", "0"], "0 ≤ LOW ≤ HIGH")]:

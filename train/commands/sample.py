@@ -49,6 +49,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample.add_argument("--guide-features", action="store_true",
                         help="with --guide: guide the atom-type features too (collapsed some molecules in "
                         "docs/generation.md's screen)")
+    sample.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                        help="the denoiser's matrix products: fp32 (default), bf16 (≈ 2× faster where the CPU has "
+                        "native bf16 or on a GPU; ≈ 30× slower on CPUs without it), or auto: bf16 where it measures "
+                        "faster here")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=100, help="molecules per batch")
     sample.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to sample (default cpu)")
@@ -78,6 +82,7 @@ def _sample(args: argparse.Namespace) -> int:
     from ponita.datasets import draw_molecules, molecule_metrics, write_molecules
     from ponita.models import DEFAULT_SPACING, Autoguidance, default_sample_steps, describe_model, read_checkpoint
 
+    from .._machine import choose_precision
     from ..deploy._sampling import sample_molecules
 
     out = Path(args.out)
@@ -125,6 +130,11 @@ def _sample(args: argparse.Namespace) -> int:
         guidance = Autoguidance(guide.build(args.device), args.guidance, (low, high), args.guide_features)
     if args.steps is not None and not 1 <= args.steps <= (10_000 if karras else model.config.steps):
         raise UsageError(f"--steps must lie in 1..{10_000 if karras else model.config.steps}, got {args.steps}.")
+    precision = args.precision
+    if precision == "auto":
+        choice = choose_precision("auto", args.device)
+        precision = "bf16" if choice.precision == "bf16-mixed" else "fp32"
+        print(f"  precision: {precision} ({choice.reason})")
     default_steps = default_sample_steps(model.config.objective, model.config.steps)
     spacing = args.spacing if args.spacing is not None else DEFAULT_SPACING
     generator = torch.Generator(args.device).manual_seed(args.seed)
@@ -132,7 +142,7 @@ def _sample(args: argparse.Namespace) -> int:
     while len(molecules) < args.num:
         count = min(args.batch_size, args.num - len(molecules))
         molecules += sample_molecules(model, count, args.steps, count, generator, args.n_atoms, sampler, spacing,
-                                      guidance, churn=args.churn, sigma_max=args.sigma_max)
+                                      guidance, precision, churn=args.churn, sigma_max=args.sigma_max)
         print(f"\r  sampled {len(molecules)}/{args.num} molecules  ({time.time() - start:.0f} s)", end="", flush=True)
     seconds = (time.time() - start) / len(molecules)
     write_molecules(molecules, str(out))
@@ -147,7 +157,7 @@ def _sample(args: argparse.Namespace) -> int:
                    **({"sigma_max": args.sigma_max, "churn": args.churn} if karras else {}),
                    **({"guide": args.guide, "guidance": args.guidance, "guidance_range": [low, high],
                        "guide_features": args.guide_features} if guidance is not None else {}),
-                   "seed": args.seed,
+                   "precision": precision, "seed": args.seed,
                    "checkpoint": args.checkpoint}
         for name in ("atom_stability", "molecule_stability", "validity", "uniqueness", "valid_and_unique", "novelty"):
             if name in metrics:
