@@ -10,6 +10,9 @@ at equal CPU-hours whatever else a machine did meanwhile.
 """
 
 import csv
+import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -90,35 +93,56 @@ def read_probes(path: str | Path) -> list[dict[str, float]]:
 
 
 class PauseCallback(pl.Callback):
-    """Stops training after ``minutes`` of wall time in this process (checked after every step).
+    """Stops training after ``minutes`` of wall time in this process, or when asked to (checked after every step).
 
-    At the step that uses up the budget it writes the run's full state to ``path`` (mid-epoch, with the
-    data loader's place in the epoch) and stops; :func:`~ponita.train.fit` then makes that file the run's
-    ``last.ckpt``. Resumed from it, the run continues with the next batch: the Lightning timer, the
-    time-based schedule and the probe clock count on, so a run trained in several sittings is the run
-    trained in one.
+    At the step that uses up the budget, or the first step after a Ctrl-C (SIGINT) or a SIGTERM (what ``kill``
+    and job schedulers send), it writes the run's full state to ``path`` (mid-epoch, with the data loader's
+    place in the epoch) and stops; :func:`~ponita.train.fit` then makes that file the run's ``last.ckpt``.
+    Resumed from it, the run continues with the next batch: the Lightning timer, the time-based schedule and
+    the probe clock count on, so a run trained in several sittings is the run trained in one. A second
+    Ctrl-C aborts at once, as without this callback.
 
     Args:
-        minutes: wall-time budget of this process's training, > 0.
+        minutes: wall-time budget of this process's training, > 0; ``None``: no budget, only the signals.
         path: where to write the checkpoint of the pause.
     """
 
-    def __init__(self, minutes: float, path: str | Path) -> None:
-        if not minutes > 0:
+    def __init__(self, minutes: float | None, path: str | Path) -> None:
+        if minutes is not None and not minutes > 0:
             raise ValueError(f"pause_after_minutes must be > 0, got {minutes}.")
-        self.budget = 60.0 * minutes
+        self.budget = 60.0 * minutes if minutes is not None else math.inf
         self.path = Path(path)
         self.start = time.monotonic()
         self.paused = False
+        self.interrupted = False  # a Ctrl-C asked for a pause
+        self._previous_handler: Any = None
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.start = time.monotonic()
+        if threading.current_thread() is threading.main_thread():  # only there can Python take signals
+            self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous_handler)  # a second Ctrl-C aborts
+        self.interrupted = True
+        print("\nCtrl-C: pausing after this step (writes last.ckpt; Ctrl-C again to abort).", flush=True)
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None and signal.getsignal(signal.SIGINT) == self._interrupt:
+            signal.signal(signal.SIGINT, self._previous_handler)
+        self._previous_handler = None
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore_handler()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore_handler()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
         if self.paused or trainer.should_stop:
             return
-        due = trainer.strategy.reduce_boolean_decision(time.monotonic() - self.start >= self.budget, all=False)
-        if due:  # every rank stops at the same step
+        asked = self.interrupted or trainer.received_sigterm or time.monotonic() - self.start >= self.budget
+        if trainer.strategy.reduce_boolean_decision(asked, all=False):  # every rank stops at the same step
             trainer.save_checkpoint(self.path)
             trainer.should_stop = True
             self.paused = True

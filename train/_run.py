@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch_geometric.data import Batch, Data
 
 from ponita.models import Checkpoint, NetworkModel, load_model, model_classes, read_checkpoint, save_model, stored_config
@@ -108,7 +109,8 @@ def fit(
         pause_after_minutes: stop this call after that many minutes of wall time (checked after each
             step), write ``last.ckpt`` and return without exporting or testing (``paused=True``), to be
             continued with ``resume``. Unlike ``max_time_minutes`` it leaves the run's schedule alone:
-            for runs longer than one sitting.
+            for runs longer than one sitting. A Ctrl-C (SIGINT) or SIGTERM during training pauses the
+            same way at the end of the step it arrives in, budget or not.
 
     Returns:
         The paths and test metrics of the run.
@@ -152,8 +154,8 @@ def fit(
     # A second, unmonitored callback writes last.ckpt after every epoch (save_last only follows new bests).
     last_checkpoint = ModelCheckpoint(dirpath=output / "checkpoints", filename="last", enable_version_counter=False)
     paused_checkpoint = output / "checkpoints" / "paused.ckpt"
-    pause = PauseCallback(pause_after_minutes, paused_checkpoint) if pause_after_minutes is not None else None
-    all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks, *([pause] if pause else [])]
+    pause = PauseCallback(pause_after_minutes, paused_checkpoint)  # also on Ctrl-C and SIGTERM
+    all_callbacks: list[pl.Callback] = [checkpoint, last_checkpoint, *callbacks, pause]
     if config.probe_every_minutes is not None and type(task).probe is not Task.probe:
         all_callbacks.append(ProbeCallback(config.probe_every_minutes, output / "logs" / PROBE_FILE))
     if config.early_stopping_patience is not None:
@@ -185,12 +187,16 @@ def fit(
     with warnings.catch_warnings(), flush_denormals():
         # Lightning checks the loader for resumability; TaskDataModule's state does it (tested exact).
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
+        except SIGTERMException:
+            if not pause.paused:  # a SIGTERM before the first step ended: nothing to keep
+                raise
 
     if not trainer.is_global_zero:
         return RunResult(output, None, None, None, None, None, None, None)
     last = Path(last_checkpoint.best_model_path)
-    if pause is not None and pause.paused:  # the state of the step that paused, not of the cut-short epoch's end
+    if pause.paused:  # the state of the step that paused, not of the cut-short epoch's end
         last = paused_checkpoint.replace(output / "checkpoints" / "last.ckpt")
         return RunResult(output, None, None, last, None, None, None, None, paused=True)
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last

@@ -2,10 +2,13 @@
 
 import csv
 import json
+import os
+import signal
 import time
 from types import SimpleNamespace
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch_geometric.data import Batch, Data
 
@@ -168,6 +171,34 @@ def test_a_run_paused_mid_epoch_and_resumed_matches_an_uninterrupted_run(frames:
         assert torch.equal(tensor, b["state_dict"][name]), name
     with pytest.raises(ValueError, match="pause_after_minutes must be > 0"):
         fit(tiny_task(tmp_path / "c"), frames[:8], frames[8:10], pause_after_minutes=0)
+
+
+class SendSignal(pl.Callback):
+    """Sends ``signum`` to this process as training step ``step`` begins (the pause then follows that step)."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step = signum, step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_pause_a_run_after_the_step_and_it_resumes_exactly(frames: list[Data], tmp_path,
+                                                                             signum) -> None:
+    straight = fit(tiny_task(tmp_path / "a", "max_epochs=2"), frames[:8], frames[8:10])
+    handler = signal.getsignal(signal.SIGINT)
+    task = tiny_task(tmp_path / "b", "max_epochs=2")
+    paused = fit(task, frames[:8], frames[8:10], callbacks=[SendSignal(signum, 5)])
+    assert paused.paused and paused.model is None and signal.getsignal(signal.SIGINT) == handler
+    assert torch.load(paused.last_checkpoint, weights_only=False)["global_step"] == 6  # the step it arrived in
+    resumed = fit(task, frames[:8], frames[8:10], resume=paused.last_checkpoint)
+    a = torch.load(straight.last_checkpoint, weights_only=False)
+    b = torch.load(resumed.last_checkpoint, weights_only=False)
+    assert not resumed.paused and (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"]) == (1, 8)
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
 
 
 def test_a_run_can_start_from_a_smaller_trained_model(frames: list[Data], tmp_path) -> None:

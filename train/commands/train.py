@@ -45,7 +45,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--resume", help="Lightning checkpoint (e.g. RUN/checkpoints/last.ckpt) to continue")
         sub.add_argument("--pause-after", type=positive_float, metavar="MINUTES",
                          help="stop after this many minutes of this sitting and write last.ckpt (no test); "
-                         "--resume it later. Unlike max_time_minutes, the schedule is unchanged")
+                         "--resume it later. Unlike max_time_minutes, the schedule is unchanged. Ctrl-C or "
+                         "SIGTERM pause the same way at any time")
         add_flags(sub, {**_SHARED_TRAIN_FLAGS, **cls.train_flags})
         sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
         sub.set_defaults(handler=_train, flags={**_SHARED_TRAIN_FLAGS, **cls.train_flags})
