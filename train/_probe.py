@@ -21,6 +21,8 @@ import pytorch_lightning as pl
 import torch
 
 PROBE_FILE = "probe.csv"
+PAUSE_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that pause a run (:class:`PauseCallback`): Ctrl-C, and what ``kill`` and job schedulers send."""
 
 
 class ProbeCallback(pl.Callback):
@@ -99,8 +101,9 @@ class PauseCallback(pl.Callback):
     and job schedulers send), it writes the run's full state to ``path`` (mid-epoch, with the data loader's
     place in the epoch) and stops; :func:`~ponita.train.fit` then makes that file the run's ``last.ckpt``.
     Resumed from it, the run continues with the next batch: the Lightning timer, the time-based schedule and
-    the probe clock count on, so a run trained in several sittings is the run trained in one. A second
-    Ctrl-C aborts at once, as without this callback.
+    the probe clock count on, so a run trained in several sittings is the run trained in one. A signal that
+    arrives in validation or a probe pauses after the next training step; the same signal a second time
+    does what it did without this callback (a second Ctrl-C aborts at once).
 
     Args:
         minutes: wall-time budget of this process's training, > 0; ``None``: no budget, only the signals.
@@ -114,34 +117,39 @@ class PauseCallback(pl.Callback):
         self.path = Path(path)
         self.start = time.monotonic()
         self.paused = False
-        self.interrupted = False  # a Ctrl-C asked for a pause
-        self._previous_handler: Any = None
+        self.interrupted = False  # a Ctrl-C or SIGTERM asked for a pause
+        self._previous_handlers: dict[int, Any] = {}
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.start = time.monotonic()
         if threading.current_thread() is threading.main_thread():  # only there can Python take signals
-            self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+            # Installed after Lightning's own SIGTERM handler, which would end the run in validation unsaved.
+            for signum in PAUSE_SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._interrupt)
 
     def _interrupt(self, signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, self._previous_handler)  # a second Ctrl-C aborts
+        signal.signal(signum, self._previous_handlers.pop(signum))  # the same signal again: what it did before
         self.interrupted = True
-        print("\nCtrl-C: pausing after this step (writes last.ckpt; Ctrl-C again to abort).", flush=True)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: pausing at the end of a training step (writes last.ckpt; {name} again to abort).",
+              flush=True)
 
-    def _restore_handler(self) -> None:
-        if self._previous_handler is not None and signal.getsignal(signal.SIGINT) == self._interrupt:
-            signal.signal(signal.SIGINT, self._previous_handler)
-        self._previous_handler = None
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            if signal.getsignal(signum) == self._interrupt:
+                signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self._restore_handler()
+        self._restore_handlers()
 
     def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
-        self._restore_handler()
+        self._restore_handlers()
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
         if self.paused or trainer.should_stop:
             return
-        asked = self.interrupted or trainer.received_sigterm or time.monotonic() - self.start >= self.budget
+        asked = self.interrupted or time.monotonic() - self.start >= self.budget
         if trainer.strategy.reduce_boolean_decision(asked, all=False):  # every rank stops at the same step
             trainer.save_checkpoint(self.path)
             trainer.should_stop = True

@@ -12,7 +12,6 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch_geometric.data import Batch, Data
 
 from ponita.models import Checkpoint, NetworkModel, load_model, model_classes, read_checkpoint, save_model, stored_config
@@ -187,11 +186,7 @@ def fit(
     with warnings.catch_warnings(), flush_denormals():
         # Lightning checks the loader for resumability; TaskDataModule's state does it (tested exact).
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
-        except SIGTERMException:
-            if not pause.paused:  # a SIGTERM before the first step ended: nothing to keep
-                raise
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume is not None else None)
 
     if not trainer.is_global_zero:
         return RunResult(output, None, None, None, None, None, None, None)

@@ -174,25 +174,32 @@ def test_a_run_paused_mid_epoch_and_resumed_matches_an_uninterrupted_run(frames:
 
 
 class SendSignal(pl.Callback):
-    """Sends ``signum`` to this process as training step ``step`` begins (the pause then follows that step)."""
+    """Sends ``signum`` to this process as training step ``step`` begins, or as the first validation begins."""
 
-    def __init__(self, signum: int, step: int) -> None:
-        self.signum, self.step = signum, step
+    def __init__(self, signum: int, step: int | None) -> None:
+        self.signum, self.step, self.sent = signum, step, False
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
 
+    def on_validation_batch_start(self, trainer: pl.Trainer, *args) -> None:
+        if self.step is None and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_pause_a_run_after_the_step_and_it_resumes_exactly(frames: list[Data], tmp_path,
-                                                                             signum) -> None:
+
+@pytest.mark.parametrize("signum, step, paused_at", [(signal.SIGINT, 5, 6), (signal.SIGTERM, 5, 6),
+                                                     (signal.SIGTERM, None, 5)])  # None: in validation
+def test_ctrl_c_or_sigterm_pause_a_run_after_a_step_and_it_resumes_exactly(frames: list[Data], tmp_path, signum,
+                                                                           step, paused_at) -> None:
     straight = fit(tiny_task(tmp_path / "a", "max_epochs=2"), frames[:8], frames[8:10])
-    handler = signal.getsignal(signal.SIGINT)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     task = tiny_task(tmp_path / "b", "max_epochs=2")
-    paused = fit(task, frames[:8], frames[8:10], callbacks=[SendSignal(signum, 5)])
-    assert paused.paused and paused.model is None and signal.getsignal(signal.SIGINT) == handler
-    assert torch.load(paused.last_checkpoint, weights_only=False)["global_step"] == 6  # the step it arrived in
+    paused = fit(task, frames[:8], frames[8:10], callbacks=[SendSignal(signum, step)])
+    assert paused.paused and paused.model is None
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    assert torch.load(paused.last_checkpoint, weights_only=False)["global_step"] == paused_at  # 4 steps per epoch
     resumed = fit(task, frames[:8], frames[8:10], resume=paused.last_checkpoint)
     a = torch.load(straight.last_checkpoint, weights_only=False)
     b = torch.load(resumed.last_checkpoint, weights_only=False)
