@@ -108,8 +108,8 @@ def fit(
         pause_after_minutes: stop this call after that many minutes of wall time (checked after each
             step), write ``last.ckpt`` and return without exporting or testing (``paused=True``), to be
             continued with ``resume``. Unlike ``max_time_minutes`` it leaves the run's schedule alone:
-            for runs longer than one sitting. A Ctrl-C (SIGINT) or SIGTERM during training pauses the
-            same way at the end of the step it arrives in, budget or not.
+            for runs longer than one sitting. A Ctrl-C (SIGINT) or SIGTERM pauses the same way, budget or
+            not, at the end of the training step it arrives in (from validation: of the next one).
 
     Returns:
         The paths and test metrics of the run.
