@@ -1,6 +1,7 @@
-"""The README's molecule generator (``pretrained/qm9_edm_karras.pt``): loads, samples with the Heun defaults, and
-its molecules are as stable as documented (within the noise of a small sample); its guide (an earlier state of the
-same run) fits it."""
+"""The shipped molecule generators: the README's (``pretrained/qm9_edm_deep8.pt``, 8 layers) loads, samples with
+the Heun defaults, its molecules are as stable as documented (within the noise of a small sample) and bf16 sampling
+keeps its quality; the 4-layer generator's guide (an earlier state of the same run) fits it; the main run's
+training state is the documented one."""
 
 from pathlib import Path
 
@@ -12,15 +13,18 @@ from ponita.datasets import molecule_metrics
 from ponita.models import Autoguidance, read_checkpoint
 from ponita.train import export_model, resume_config, sample_molecules
 
-GENERATOR = Path(__file__).resolve().parents[2] / "pretrained" / "qm9_edm_karras.pt"
-GUIDE = GENERATOR.with_name("qm9_edm_karras_guide.pt")
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+GENERATOR = PRETRAINED / "qm9_edm_deep8.pt"  # the README's
+FOUR_LAYERS, GUIDE = PRETRAINED / "qm9_edm_karras.pt", PRETRAINED / "qm9_edm_karras_guide.pt"
 
 
-def test_the_readme_generator_is_the_documented_karras_model() -> None:
+def test_the_readme_generator_is_the_documented_8_layer_model() -> None:
     checkpoint = read_checkpoint(GENERATOR)
     model = checkpoint.build()
-    assert model.config.objective == "karras"
-    assert checkpoint.metadata["global_step"] == 42647  # pretrained/README.md, docs/generation.md
+    assert model.config.objective == "karras" and model.network.config.num_layers == 8
+    assert checkpoint.metadata["global_step"] == 9688  # pretrained/README.md, docs/generation.md
+    four = read_checkpoint(FOUR_LAYERS)
+    assert four.metadata["global_step"] == 42647 and four.build().network.config.num_layers == 4
 
 
 def test_its_molecules_are_mostly_stable_atoms() -> None:
@@ -51,7 +55,7 @@ def test_bf16_sampling_denoises_as_fp32_does_and_is_reproducible() -> None:
 
 
 def test_the_shipped_guide_is_the_same_run_earlier_and_guides_the_generator() -> None:
-    generator, guide = read_checkpoint(GENERATOR), read_checkpoint(GUIDE)
+    generator, guide = read_checkpoint(FOUR_LAYERS), read_checkpoint(GUIDE)
     assert guide.metadata["global_step"] == 23903 < generator.metadata["global_step"]  # docs/generation.md
     assert guide.metadata["train_config"]["model"] == generator.metadata["train_config"]["model"]
     model, weaker = generator.build().eval(), guide.build().eval()
@@ -63,7 +67,7 @@ def test_the_shipped_guide_is_the_same_run_earlier_and_guides_the_generator() ->
 
 
 def test_the_shipped_main_run_state_is_the_documented_8_layer_run(tmp_path: Path) -> None:
-    state = GENERATOR.with_name("qm9_edm_deep8_training_state.ckpt")
+    state = PRETRAINED / "qm9_edm_deep8_training_state.ckpt"
     config = resume_config(state)  # what `ponita train --resume` would continue
     assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
     checkpoint = read_checkpoint(export_model(state, tmp_path / "deep8.pt"))
