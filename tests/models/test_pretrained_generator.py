@@ -71,5 +71,5 @@ def test_the_shipped_main_run_state_is_the_documented_8_layer_run(tmp_path: Path
     config = resume_config(state)  # what `ponita train --resume` would continue
     assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
     checkpoint = read_checkpoint(export_model(state, tmp_path / "deep8.pt"))
-    assert checkpoint.metadata["global_step"] == 9688  # pretrained/README.md, docs/generation.md
+    assert checkpoint.metadata["global_step"] == 15537  # pretrained/README.md, docs/generation.md
     assert checkpoint.build().network.config.num_layers == 8
