@@ -36,11 +36,11 @@ class NetworkModel(nn.Module):
         self.network.calibrate(self._inputs(data))
 
     @torch.no_grad()
-    def grow_from(self, other: "NetworkModel") -> None:
+    def grow_from(self, other: "NetworkModel", regrid: bool = False) -> None:
         """Starts this model from the network weights of a trained model of its class (``ponita train``'s
         ``init_from``): its network may have more layers or a multiple of the channels and computes the trained
         function (see :meth:`ponita.Ponita.grow_from`); this model's own statistics (sizes, scales, references) stay
-        its own.
+        its own. With ``regrid`` its network may also have another direction grid, which changes the function.
 
         Raises:
             ValueError: if ``other`` is of another class, or its network does not fit this one's.
@@ -48,7 +48,7 @@ class NetworkModel(nn.Module):
         if type(other) is not type(self):
             raise ValueError(f"A {type(self).__name__} cannot start from the weights of another model class, "
                              f"{type(other).__name__}.")
-        self.network.grow_from(other.network)
+        self.network.grow_from(other.network, regrid=regrid)
 
     def _inputs(self, data: Data) -> Data:
         """The network's input for a batch of the task's samples."""

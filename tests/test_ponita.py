@@ -375,6 +375,36 @@ def test_grow_from_refuses_networks_that_do_not_fit() -> None:
     assert torch.equal(same(data)[0], averaged(data)[0])
 
 
+def test_regridded_network_keeps_the_weights_and_samples_its_own_directions() -> None:
+    torch.manual_seed(0)
+    small = _model("R3xS2", grid="fibonacci", num_ori=8, multiple_readouts=False)
+    data = _data("R3xS2", num_nodes=6)
+    small.calibrate(data)
+    with pytest.raises(ValueError, match=r"num_ori 8 → 16.*ask for it with regrid=True"):
+        _model("R3xS2", grid="fibonacci", num_ori=16, multiple_readouts=False).grow_from(small)
+    same = _model("R3xS2", grid="fibonacci", num_ori=8, multiple_readouts=False)
+    same.grow_from(small, regrid=True)  # the same grid: the plain growth, the same function
+    assert torch.equal(same(data)[0], small(data)[0])
+    outputs = {}
+    for num_ori in (16, 128, 256):
+        grown = _model("R3xS2", grid="fibonacci", num_ori=num_ori, num_layers=3, multiple_readouts=False)
+        fresh_grid = grown.grid.clone()
+        grown.grow_from(small, regrid=True)
+        assert torch.equal(grown.grid, fresh_grid)  # its own directions, not the trained network's
+        weights = grown.state_dict()
+        assert all(torch.equal(value, weights[name]) for name, value in small.state_dict().items() if name != "space.grid")
+        outputs[num_ori] = grown(data)[1].detach()
+
+    def change(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a - b).norm() / b.norm())
+
+    # A changed function, but one discretisation of the same integrals over the sphere: finer grids agree.
+    assert change(small(data)[1].detach(), outputs[16]) > 10 * change(outputs[128], outputs[256])
+    oriented = _model("R3xS2", grid="polyhedron", num_ori=12, multiple_readouts=False)
+    oriented.grow_from(small, regrid=True)  # another kind of grid is a regrid too
+    _check_equivariance(oriented, data, "R3xS2")  # exactly, on the icosahedron's symmetries
+
+
 def test_ponita_config_round_trip() -> None:
     model = _model("SE3", radius=2.0)
     rebuilt = Ponita(**dataclasses.asdict(model.config))

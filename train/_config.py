@@ -81,8 +81,12 @@ class TrainConfig:
         init_from: a model file of this task (e.g. a run's exported model or ``pretrained/*.pt``), or a run's
             Lightning checkpoint (``.ckpt``, its EMA weights), whose network weights start the run instead of fresh
             ones; ``model`` may ask for more layers (which start as the identity) or a multiple of the channels
-            (copied), and the run starts from the trained function (:meth:`ponita.Ponita.grow_from`). The optimiser, schedule and EMA start afresh; a resumed
-            run ignores it (its checkpoint holds the weights).
+            (copied), and the run starts from the trained function (:meth:`ponita.Ponita.grow_from`). The optimiser,
+            schedule and EMA start afresh; a resumed run ignores it (its checkpoint holds the weights).
+        init_regrid: let ``init_from``'s weights start a network on another direction grid (``model``'s
+            ``num_ori`` or ``grid``). The trained kernels then sample other directions, so the run starts from a
+            *changed* function (docs/generation.md measures how far) and must train it back; ``false`` refuses
+            another grid.
         precision: Lightning precision, ``"32-true"``, ``"64-true"`` or ``"bf16-mixed"``, or ``"auto"``:
             bf16 where it is fast (a CUDA device with bf16, a CPU whose bf16 GEMMs measure faster than fp32),
             fp32 elsewhere (:func:`ponita.train.choose_precision`; the run header and the model's protocol
@@ -118,6 +122,7 @@ class TrainConfig:
     compile_step: bool = False
     probe_every_minutes: float | None = None
     init_from: str | None = None
+    init_regrid: bool = False
     # Hardware.
     precision: str = "32-true"
     accelerator: str = "auto"

@@ -134,7 +134,8 @@ def fit(
 
     statistics = task.statistics(train_data)
     model = task.build_model(statistics)
-    start = grow_model(model, config.init_from) if config.init_from is not None and resume is None else None
+    start = (grow_model(model, config.init_from, regrid=config.init_regrid)
+             if config.init_from is not None and resume is None else None)
     output.mkdir(parents=True, exist_ok=True)  # once the model is built: a bad init_from leaves no run folder
     module = TaskModule(task, model, statistics, protocol, precision)
     module.start_summary = start
@@ -350,10 +351,10 @@ def _test_record(task: Task, model: torch.nn.Module, data: Sequence[Data], train
     return record
 
 
-def grow_model(model: torch.nn.Module, path: str | Path) -> str:
+def grow_model(model: torch.nn.Module, path: str | Path, regrid: bool = False) -> str:
     """Starts ``model`` from the network weights of the model file ``path``, or of the EMA weights of a run's
     Lightning checkpoint (``.ckpt``) (``init_from``; see :meth:`ponita.models.NetworkModel.grow_from`), and says so
-    in words.
+    in words. ``regrid`` (``init_regrid``) lets the network have another direction grid.
 
     Raises:
         FileNotFoundError, ValueError: if the file is missing or unreadable, or its model does not fit ``model``.
@@ -362,7 +363,7 @@ def grow_model(model: torch.nn.Module, path: str | Path) -> str:
     if not isinstance(model, NetworkModel):
         raise ValueError(f"init_from needs a model built around one PONITA network; {type(model).__name__} is not.")
     try:
-        model.grow_from(source)
+        model.grow_from(source, regrid=regrid)
     except ValueError as error:
         raise ValueError(f"init_from={path} does not fit this run's model: {error}") from None
     before, after = source.network.config, model.network.config
@@ -371,6 +372,9 @@ def grow_model(model: torch.nn.Module, path: str | Path) -> str:
         grown.append(f"{before.num_layers} layers → {after.num_layers}, the new blocks starting as the identity")
     if after.hidden_dim > before.hidden_dim:
         grown.append(f"{before.hidden_dim} channels → {after.hidden_dim}, each copied")
+    if (after.num_ori, after.grid) != (before.num_ori, before.grid):
+        grown.append(f"{before.num_ori} {before.grid} directions → {after.num_ori} {after.grid}, the trained kernels "
+                     "on the new grid (a changed function)")
     return f"the network weights of {path}" + (f" ({'; '.join(grown)})" if grown else "")
 
 

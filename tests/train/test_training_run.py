@@ -235,3 +235,9 @@ def test_a_run_can_start_from_a_smaller_trained_model(frames: list[Data], tmp_pa
     with pytest.raises(ValueError, match=r"init_from=.* does not fit this run's model: Only num_layers and hidden_dim"):
         fit(tiny_task(tmp_path / "d", "max_epochs=1", "multiple_readouts=false", "basis_dim=16",
                       f"init_from={result.model}"), frames[:8], frames[8:10])
+    regrid = tiny_task(tmp_path / "r", "multiple_readouts=false", "num_ori=6").build_model(task.statistics(frames[:8]))
+    with pytest.raises(ValueError, match=r"num_ori 4 → 6.*init_regrid=true"):
+        grow_model(regrid, first.last_checkpoint)
+    assert grow_model(regrid, first.last_checkpoint, regrid=True).endswith(
+        "(4 fibonacci directions → 6 fibonacci, the trained kernels on the new grid (a changed function))")
+    assert regrid.network.grid.shape[0] == 6
