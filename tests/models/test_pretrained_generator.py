@@ -66,10 +66,11 @@ def test_the_shipped_guide_is_the_same_run_earlier_and_guides_the_generator() ->
     assert any(not (a.pos == b.pos).all() for a, b in zip(guided, plain))
 
 
-def test_the_shipped_main_run_state_is_the_documented_8_layer_run(tmp_path: Path) -> None:
-    state = PRETRAINED / "qm9_edm_deep8_training_state.ckpt"
+def test_the_shipped_main_run_state_is_the_documented_12_direction_run(tmp_path: Path) -> None:
+    state = PRETRAINED / "qm9_edm_main_training_state.ckpt"
     config = resume_config(state)  # what `ponita train --resume` would continue
     assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
-    checkpoint = read_checkpoint(export_model(state, tmp_path / "deep8.pt"))
-    assert checkpoint.metadata["global_step"] == 15537  # pretrained/README.md, docs/generation.md
-    assert checkpoint.build().network.config.num_layers == 8
+    checkpoint = read_checkpoint(export_model(state, tmp_path / "main.pt"))
+    assert checkpoint.metadata["global_step"] == 7124  # pretrained/README.md, docs/generation.md
+    network = checkpoint.build().network.config
+    assert (network.num_layers, network.num_ori, network.grid) == (8, 12, "fibonacci")
