@@ -287,14 +287,14 @@ class Ponita(nn.Module):
         """
         mine, theirs = dataclasses.asdict(self.config), dataclasses.asdict(other.config)
         free = ("num_layers", "hidden_dim") + (("num_ori", "grid") if regrid else ())
-        differ = [f"{name} {theirs[name]!r} → {value!r}" for name, value in mine.items()
-                  if name not in free and value != theirs[name]]
+        differ = [name for name, value in mine.items() if name not in free and value != theirs[name]]
         if differ:
-            hint = ("" if regrid or not {"num_ori", "grid"} & {text.split()[0] for text in differ} else
+            hint = ("" if regrid or not {"num_ori", "grid"} & set(differ) else
                     " Another direction grid changes the trained function; ask for it with regrid=True "
                     "(`ponita train`: init_regrid=true).")
+            changes = ", ".join(f"{name} {theirs[name]!r} → {mine[name]!r}" for name in differ)
             raise ValueError(f"Only {' and '.join(free)} may differ from the network grown from; these differ: "
-                             f"{', '.join(differ)}.{hint}")
+                             f"{changes}.{hint}")
         depth, extra = other.config.num_layers, self.config.num_layers - other.config.num_layers
         copies, remainder = divmod(self.config.hidden_dim, other.config.hidden_dim)
         if extra < 0 or copies < 1 or remainder:
