@@ -17,15 +17,22 @@ define ``__call__``, which newer torch_geometric no longer accepts alone; ``forw
 Ours runs eagerly with the ``auto`` backend (``--ours-compiled`` also times ``compile_step``'s
 traced and compiled loss-and-gradients, :class:`ponita.train.CompiledLoss`).
 
+``--gemm-floor`` also bounds what any code of the same function can reach on this machine: it lists each
+step's matrix products (``mm``, ``addmm``, ``bmm``: shapes and FLOPs from ``torch.profiler``), times every
+distinct shape alone (contiguous operands, a reused output, median of repeats) and sums them per step. A
+step cannot take less than its products; the reference's step divided by that sum is the largest speed-up
+left to any implementation that keeps the products, whatever it does with the rest.
+
 Usage:
     git clone https://github.com/ebekkers/ponita /tmp/ponita-reference
     python benchmarks/bench_reference_ponita.py --reference-dir /tmp/ponita-reference \\
         --data-dir ../shared/data/rmd17 --threads 1 --blocks 5 --steps 3 [--ours-compiled] [--reuse-freed-memory] \\
-        [--json FILE]
+        [--json FILE] [--gemm-floor]
 """
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -37,6 +44,7 @@ import sys
 import tempfile
 import time
 import types
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +160,48 @@ def training_step(model: torch.nn.Module, batch: Batch, loss=loss_fn):
     return step
 
 
+def matrix_products(step) -> Counter:
+    """``(op, input shapes) → calls`` of the matrix products in one call of ``step`` (after a warm-up)."""
+    from torch.profiler import profile
+
+    with profile(record_shapes=True) as prof:
+        step()
+    return Counter((event.name, tuple(tuple(shape) for shape in event.input_shapes[:3]))
+                   for event in prof.events() if event.name in ("aten::mm", "aten::addmm", "aten::bmm"))
+
+
+def _product_flops(op: str, shapes: tuple) -> int:
+    (m, k), n = shapes[-2][-2:], shapes[-1][-1]
+    return 2 * m * k * n * (shapes[0][0] if op == "aten::bmm" else 1)
+
+
+def time_product(op: str, shapes: tuple, repeats: int = 5) -> float:
+    """Median seconds of one product of these shapes alone, into a reused output."""
+    operands = [torch.randn(shape) for shape in shapes]
+    rows, cols = shapes[-2][-2], shapes[-1][-1]
+    out = torch.empty(shapes[0][0], rows, cols) if op == "aten::bmm" else torch.empty(rows, cols)
+    call = functools.partial({"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm}[op],
+                             *operands, out=out)
+    call()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+def gemm_floor(steps: dict) -> dict[str, dict[str, float]]:
+    """Per code: the step's matrix-product GFLOP and the seconds those products take alone."""
+    floors = {}
+    for name, step in steps.items():
+        products = matrix_products(step)
+        flops = sum(_product_flops(op, shapes) * calls for (op, shapes), calls in products.items())
+        seconds = sum(time_product(op, shapes) * calls for (op, shapes), calls in products.items())
+        floors[name] = {"products": sum(products.values()), "gflop": flops / 1e9, "seconds": seconds}
+    return floors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference-dir", type=Path, required=True, help="a checkout of github.com/ebekkers/ponita")
@@ -164,6 +214,9 @@ def main() -> None:
                         help="tune glibc's malloc as the ponita command does (ponita.train.reuse_freed_memory); "
                              "it speeds up both codes alike")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--gemm-floor", action="store_true",
+                        help="also time each step's matrix products alone: the least time any code of the "
+                             "same products can take here")
     args = parser.parse_args()
     if args.reuse_freed_memory:
         from ponita.train import reuse_freed_memory
@@ -208,11 +261,22 @@ def main() -> None:
     print(f"{'':28s} {'s / step':>9s} {'speed-up':>9s} {'page faults / step':>19s}")
     for name, seconds in medians.items():
         print(f"{name:28s} {seconds:9.3f} {base / seconds:8.2f}× {statistics.median(faults[name]):19,.0f}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        floors = gemm_floor(steps) if args.gemm_floor else {}
+    if floors:
+        print("matrix products of one step, each shape timed alone (contiguous operands, reused output):")
+        print(f"{'':28s} {'products':>9s} {'GFLOP':>7s} {'s alone':>8s} {'GFLOP/s':>8s} {'share of step':>14s}")
+        for name, floor in floors.items():
+            print(f"{name:28s} {floor['products']:9d} {floor['gflop']:7.1f} {floor['seconds']:8.3f} "
+                  f"{floor['gflop'] / floor['seconds']:8.1f} {floor['seconds'] / medians[name]:13.0%}")
+        least = min(floor["seconds"] for floor in floors.values())
+        print(f"bound: the reference's step over the least product time: {base / least:.2f}× "
+              "(the most any code with these products can gain here)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "threads": args.threads, "reuse_freed_memory": args.reuse_freed_memory,
                                          "date": time.strftime("%Y-%m-%d"), "seconds": times, "page_faults": faults,
-                                         "median_seconds": medians}, indent=2))
+                                         "median_seconds": medians, "gemm_floor": floors}, indent=2))
 
 
 if __name__ == "__main__":
