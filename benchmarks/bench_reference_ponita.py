@@ -166,8 +166,9 @@ def matrix_products(step) -> Counter:
 
     with profile(record_shapes=True) as prof:
         step()
-    return Counter((event.name, tuple(tuple(shape) for shape in event.input_shapes[:3]))
-                   for event in prof.events() if event.name in ("aten::mm", "aten::addmm", "aten::bmm"))
+    operands = {"aten::mm": 2, "aten::addmm": 3, "aten::bmm": 2}  # inductor's calls also list their out=
+    return Counter((event.name, tuple(tuple(shape) for shape in event.input_shapes[:operands[event.name]]))
+                   for event in prof.events() if event.name in operands)
 
 
 def _product_flops(op: str, shapes: tuple) -> int:
@@ -213,6 +214,9 @@ def main() -> None:
     parser.add_argument("--reuse-freed-memory", action="store_true",
                         help="tune glibc's malloc as the ponita command does (ponita.train.reuse_freed_memory); "
                              "it speeds up both codes alike")
+    parser.add_argument("--flush-denormals", action="store_true",
+                        help="flush denormal floats to zero in this thread, as `ponita train` does "
+                             "(ponita.ops.flush_denormals); for both codes alike")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--gemm-floor", action="store_true",
                         help="also time each step's matrix products alone: the least time any code of the "
@@ -224,6 +228,13 @@ def main() -> None:
         reuse_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    from ponita.ops import flush_denormals
+
+    with flush_denormals(args.flush_denormals):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     reference, stand_in = import_reference(args.reference_dir)
     logging.getLogger().setLevel(logging.ERROR)
@@ -253,7 +264,8 @@ def main() -> None:
 
     machine = machine_summary(args.threads)
     print(f"machine: {machine}; torch {torch.__version__}, fp32"
-          + ("; malloc tuned (reuse_freed_memory)" if args.reuse_freed_memory else ""))
+          + ("; malloc tuned (reuse_freed_memory)" if args.reuse_freed_memory else "")
+          + ("; denormals flushed" if args.flush_denormals else ""))
     if stand_in:
         print("torch_scatter: not installed; a plain-torch scatter_mean stands in (unused by the fibre-bundle model)")
     print(f"aspirin, batch {BATCH} × 21 atoms, fully connected + self-loops, O={NUM_ORI}, C={HIDDEN}, B={BASIS}, "
