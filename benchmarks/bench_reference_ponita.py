@@ -27,7 +27,7 @@ Usage:
     git clone https://github.com/ebekkers/ponita /tmp/ponita-reference
     python benchmarks/bench_reference_ponita.py --reference-dir /tmp/ponita-reference \\
         --data-dir ../shared/data/rmd17 --threads 1 --blocks 5 --steps 3 [--ours-compiled] [--reuse-freed-memory] \\
-        [--json FILE] [--gemm-floor]
+        [--json FILE] [--gemm-floor] [--flush-denormals]
 """
 
 import argparse
@@ -235,7 +235,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-
+    """Times both codes' steps in alternating blocks and prints the table (and the floor, if asked)."""
     reference, stand_in = import_reference(args.reference_dir)
     logging.getLogger().setLevel(logging.ERROR)
     batch = aspirin_batch(args.data_dir)
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine, "threads": args.threads, "reuse_freed_memory": args.reuse_freed_memory,
-                                         "date": time.strftime("%Y-%m-%d"), "seconds": times, "page_faults": faults,
+                                         "flush_denormals": args.flush_denormals, "date": time.strftime("%Y-%m-%d"), "seconds": times, "page_faults": faults,
                                          "median_seconds": medians, "gemm_floor": floors}, indent=2))
 
 
