@@ -75,6 +75,6 @@ def test_the_shipped_main_run_state_is_the_documented_12_direction_run(tmp_path:
     config = resume_config(state)  # what `ponita train --resume` would continue
     assert (config.model["num_layers"], config.model["p_mean"], config.model["p_std"]) == (8, -1.8, 0.8)
     checkpoint = read_checkpoint(export_model(state, tmp_path / "main.pt"))
-    assert checkpoint.metadata["global_step"] == 7124  # pretrained/README.md, docs/generation.md
+    assert checkpoint.metadata["global_step"] == 10492  # pretrained/README.md, docs/generation.md
     network = checkpoint.build().network.config
     assert (network.num_layers, network.num_ori, network.grid) == (8, 12, "fibonacci")
